@@ -1,0 +1,31 @@
+"""The in-memory form of a test set, shared by every task kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class DatasetError(Exception):
+    """A test set is missing, changed or malformed. Always an operator's problem, never a student's."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs the model sees and labels only the trusted grader sees.
+
+    ``inputs`` is float32 with the batch first; ``labels`` is whatever the task's metric takes.
+    ``report`` holds reader facts worth showing staff (rows dropped, unknown label colours, ...).
+    """
+
+    task: str
+    inputs: np.ndarray
+    labels: np.ndarray
+    dataset_hash: str
+    ids: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])

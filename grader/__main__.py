@@ -1,0 +1,144 @@
+"""Command line: ``python -m grader evaluate|check MODEL --challenge TASK ...``.
+
+``evaluate`` is what the worker runs, with the same code path; ``check`` is what a student runs
+on their own validation data before uploading. Exit status: 0 graded (passed or not), 2 model
+rejected, 3 grading host problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grader import formats
+from grader.errors import GradingError, PlatformError
+from grader.evaluate import Evaluation, evaluate
+from grader.limits import MB, Limits
+from grader.runners import make_runner
+from grader.tasks import get_task, task_names
+
+
+def _progress_bar(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="img", desc="predicting", file=sys.stderr)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def _show(evaluation: Evaluation) -> str:
+    kind = get_task(evaluation.task)
+    data = evaluation.to_json()
+    lines = [f"format:     {formats.FORMATS[evaluation.format]}", f"parameters: {evaluation.params:,}"]
+    for key, value in data.items():
+        if key.startswith("per_class") or key in ("task", "format", "params", "passed"):
+            continue
+        lines.append(f"{key + ':':<12}{value}")
+    verdict = "PASSED" if evaluation.passed else "NOT PASSED"
+    lines.append(
+        f"{verdict}: {kind.score_key} {data[kind.score_key]} against threshold"
+        f" {evaluation.threshold:g} ({evaluation.seconds:.1f} s)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("evaluate", "grade a model against a hidden test set in the course format"),
+        ("check", "check a model on your own validation data before uploading it"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("model", type=Path)
+        cmd.add_argument("--challenge", required=True, choices=task_names())
+        cmd.add_argument("--data", type=Path, required=(name == "evaluate"))
+        cmd.add_argument("--threshold", type=float)
+        cmd.add_argument("--device", default="cpu", help="cpu or cuda:N")
+        cmd.add_argument("--batch-size", type=int, default=32)
+        cmd.add_argument("--max-params", type=int, default=5_000_000)
+        cmd.add_argument("--max-file-mb", type=int)
+        cmd.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds")
+        cmd.add_argument(
+            "--no-sandbox",
+            action="store_true",
+            help="run the model in a plain child process (your own machine only)",
+        )
+        cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    kind = get_task(args.challenge)
+    limits = Limits(
+        max_params=args.max_params,
+        max_file_bytes=(args.max_file_mb or kind.default_max_file_mb) * MB,
+        wall_seconds=args.timeout,
+    )
+    try:
+        runner = make_runner(sandboxed=not args.no_sandbox)
+        if args.no_sandbox and not args.json:
+            print("note: running without the sandbox (--no-sandbox)", file=sys.stderr)
+        if args.command == "check" and args.data is None:
+            return _check_without_data(args, runner, limits)
+        result = evaluate(
+            args.model,
+            args.challenge,
+            args.data,
+            runner,
+            threshold=args.threshold,
+            limits=limits,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=_progress_bar(args.command == "check" or (not args.json and sys.stderr.isatty())),
+        )
+    except GradingError as exc:
+        if args.json:
+            print(json.dumps(exc.as_dict()))
+        else:
+            print(f"rejected ({exc.code}): {exc.message}", file=sys.stderr)
+            if exc.detail and args.command == "check":
+                print(exc.detail, file=sys.stderr)
+        return 2
+    except PlatformError as exc:
+        if args.json:
+            print(json.dumps(exc.as_dict()))
+        else:
+            print(f"grading unavailable ({exc.code}): {exc.message}\n{exc.detail}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(_show(result))
+    return 0
+
+
+def _check_without_data(args: argparse.Namespace, runner: Any, limits: Limits) -> int:
+    """Without data: format, limits and output shape on random inputs of the right shape."""
+    import numpy as np
+
+    from grader.checks import check_upload
+    from grader.runner import Job
+
+    kind = get_task(args.challenge)
+    fmt = check_upload(args.model, allowed_formats=tuple(formats.FORMATS), max_bytes=limits.max_file_bytes)
+    inputs = np.random.default_rng(0).random((2, *kind.input_shape), dtype=np.float32)
+    job = Job(args.challenge, fmt, args.model.read_bytes(), args.device, 2, limits)
+    prediction = runner.predict(job, inputs, 1 << 26)
+    kind.check_predictions(prediction.predictions, 2)
+    print(f"format:     {formats.FORMATS[fmt]}\nparameters: {prediction.params:,}")
+    print("output shape: OK (no --data given, so no score; pass --data DIR for one)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Errors raised while grading.
+
+Two families, because they are handled differently everywhere downstream:
+
+* ``GradingError``: the submission is at fault. ``message`` is written for the student and says
+  what to change; ``detail`` is for staff only (it may quote the model's stderr, which can echo
+  test inputs). The attempt is final: retrying the same file gives the same answer.
+* ``PlatformError``: the grading host is at fault (sandbox unavailable, dataset missing, worker
+  killed). The student is told nothing beyond "grading will be retried"; the attempt is retried
+  and never counts against the student's quota.
+"""
+
+from __future__ import annotations
+
+
+class GradingError(Exception):
+    """The submitted model was rejected; ``message`` is safe to show the student."""
+
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}
+
+
+class PlatformError(Exception):
+    """The grading host could not do its job; nothing the student did caused it."""
+
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}

@@ -1,0 +1,53 @@
+"""Facial keypoints: 15 (x, y) points regressed from a 96x96 grey image.
+
+Score = 1 / (2 * MSE) on keypoints normalised to [-1, 1]. An MSE of exactly zero gives an
+infinite score: it is kept as ``float("inf")`` (PostgreSQL and SQLite both store it in a float
+column and sort it above every finite number), written as the string ``"Infinity"`` in JSON
+(``float("Infinity")`` and JavaScript's ``Number("Infinity")`` both read it back) and shown
+as "∞".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from grader.tasks import TaskKind, register
+
+
+def keypoint_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """MSE over all N * 30 values (= the mean of per-image MSEs) and the course's score."""
+    count = len(predictions)
+    diff = predictions.reshape(count, -1).astype(np.float64) - labels.reshape(count, -1).astype(
+        np.float64
+    )
+    mse = float(np.mean(np.mean(diff * diff, axis=1)))
+    score = math.inf if mse == 0.0 else 1.0 / (2.0 * mse)
+    return {"score": score, "mse": mse, "count": count}
+
+
+@register
+class Keypoints(TaskKind):
+    name = "keypoints"
+    title = "Facial keypoints"
+    input_shape = (1, 96, 96)
+    prediction_shape = (30,)
+    prediction_dtype = "float32"
+    score_key = "score"
+    default_threshold = 100.0
+    default_max_file_mb = 20
+
+    def describe_output(self) -> str:
+        return "30 values per image, such as (N, 30) or (N, 15, 2)"
+
+    def output_fits(self, shape: tuple[int, ...], batch: int) -> bool:
+        # The course's evaluation does ``.view(-1, 15, 2)``: any layout of 30 values per image.
+        return bool(shape) and shape[0] == batch and math.prod(shape) == batch * 30
+
+    def reduce_batch(self, raw: np.ndarray) -> np.ndarray:
+        return raw.reshape(len(raw), 30).astype(np.float32)
+
+    def compute_metrics(self, predictions: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return keypoint_metrics(predictions, labels)
