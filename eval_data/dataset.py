@@ -9,7 +9,7 @@ import numpy as np
 
 
 class DatasetError(Exception):
-    """A test set is missing, changed or malformed. Always an operator's problem, never a student's."""
+    """A test set is missing, changed or malformed: an operator's problem, never a student's."""
 
 
 @dataclass(frozen=True)

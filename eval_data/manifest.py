@@ -63,9 +63,7 @@ def verify_manifest(root: Path, task: str) -> dict[str, Any]:
     root = Path(root)
     path = root / MANIFEST
     if not path.is_file():
-        raise DatasetError(
-            f"{root} has no {MANIFEST}; write one with: {_fix_hint(root, task)}"
-        )
+        raise DatasetError(f"{root} has no {MANIFEST}; write one with: {_fix_hint(root, task)}")
     try:
         manifest = json.loads(path.read_text())
         files: dict[str, str] = manifest["files"]

@@ -1,0 +1,239 @@
+"""``python -m grader evaluate|check`` as a subprocess, run from the repo root like the README says.
+
+Datasets come from eval_data's synthetic generator in the course's formats; models are tiny
+untrained programs exported at test time. Every run but the sandbox test uses ``--no-sandbox``
+(a plain child process); the scores are checked against the same model run in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import eval_data
+from eval_data.manifest import write_manifest
+from grader.tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYPOINT_COUNT = 20
+SEGMENTATION_COUNT = 4
+COMMON_KEYS = {"task", "format", "dataset_hash", "grader_version", "passed", "count"}
+KEYPOINT_KEYS = COMMON_KEYS | {"score", "mse"}
+SEGMENTATION_KEYS = COMMON_KEYS | {
+    "accuracy",
+    "pooled_accuracy",
+    "per_class_accuracy",
+    "per_class_iou",
+    "skipped_void_only",
+}
+
+
+def keypoint_model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 4, stride=4), nn.ReLU(), nn.AvgPool2d(8), nn.Flatten(), nn.Linear(36, 30)
+    )
+
+
+def segmentation_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 23, 1))
+
+
+@dataclass(frozen=True)
+class Setup:
+    keypoints_data: Path
+    segmentation_data: Path
+    keypoints_pt2: Path
+    segmentation_pt2: Path
+    state_dict: Path
+    #: what the grader should report, computed in this process, by task
+    expected: dict[str, dict[str, Any]]
+
+
+def _export(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, path)
+    return path
+
+
+def _in_process_metrics(task: str, model: nn.Module, data: Path) -> dict[str, Any]:
+    kind = get_task(task)
+    dataset = eval_data.load(data, task)
+    with torch.no_grad():
+        raw = model(torch.from_numpy(dataset.inputs)).numpy()
+    compact, _, _ = kind.check_batch(raw, len(dataset))
+    return {**kind.compute_metrics(compact, dataset.labels), "dataset_hash": dataset.dataset_hash}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    root = tmp_path_factory.mktemp("cli")
+    data = {"keypoints": root / "kp-data", "segmentation": root / "seg-data"}
+    for task, count in (("keypoints", KEYPOINT_COUNT), ("segmentation", SEGMENTATION_COUNT)):
+        eval_data.get_kind(task).synth(data[task], count, 7)
+        write_manifest(data[task], task)
+    torch.manual_seed(0)
+    kp, seg = keypoint_model().eval(), segmentation_model().eval()
+    torch.save(kp.state_dict(), root / "weights.pt")
+    return Setup(
+        keypoints_data=data["keypoints"],
+        segmentation_data=data["segmentation"],
+        keypoints_pt2=_export(kp, torch.rand(2, 1, 96, 96), root / "kp.pt2"),
+        segmentation_pt2=_export(seg, torch.rand(2, 3, 240, 240), root / "seg.pt2"),
+        state_dict=root / "weights.pt",
+        expected={
+            "keypoints": _in_process_metrics("keypoints", kp, data["keypoints"]),
+            "segmentation": _in_process_metrics("segmentation", seg, data["segmentation"]),
+        },
+    )
+
+
+def run_grader(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``.venv/bin/python -m grader ...`` from the repo root, with no PYTHONPATH help."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GRADER_DEVICE")}
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def only_json(stdout: str) -> dict[str, Any]:
+    """The single JSON object stdout must consist of."""
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one line of JSON, got: {stdout!r}"
+    data = json.loads(lines[0])
+    assert isinstance(data, dict)
+    return data
+
+
+def test_it_prints_one_json_object_with_the_keypoint_figures(setup: Setup) -> None:
+    result = run_grader(
+        "evaluate", setup.keypoints_pt2, "--challenge", "keypoints",
+        "--data", setup.keypoints_data, "--json", "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = only_json(result.stdout)
+    assert data.keys() >= KEYPOINT_KEYS
+    expected = setup.expected["keypoints"]
+    assert data["task"] == "keypoints"
+    assert data["format"] == "pt2"
+    assert data["count"] == KEYPOINT_COUNT
+    assert data["dataset_hash"] == expected["dataset_hash"]
+    assert abs(data["mse"] - expected["mse"]) < 1e-6
+    assert math.isclose(data["score"], 1 / (2 * data["mse"]), rel_tol=1e-9)
+    assert data["passed"] is (data["score"] >= 100)
+    assert data["grader_version"]
+    assert data["runner"] == "process"
+
+
+def test_it_prints_one_json_object_with_the_segmentation_figures(setup: Setup) -> None:
+    result = run_grader(
+        "evaluate", setup.segmentation_pt2, "--challenge", "segmentation",
+        "--data", setup.segmentation_data, "--json", "--no-sandbox", "--threshold", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = only_json(result.stdout)
+    assert data.keys() >= SEGMENTATION_KEYS
+    expected = setup.expected["segmentation"]
+    assert data["task"] == "segmentation"
+    assert data["count"] + data["skipped_void_only"] == SEGMENTATION_COUNT
+    assert abs(data["accuracy"] - expected["accuracy"]) < 1e-6
+    assert abs(data["pooled_accuracy"] - expected["pooled_accuracy"]) < 1e-6
+    for key in ("per_class_accuracy", "per_class_iou"):
+        assert len(data[key]) == 23
+        assert [v is None for v in data[key]] == [v is None for v in expected[key]]
+        got = np.array([np.nan if v is None else v for v in data[key]])
+        want = np.array([np.nan if v is None else v for v in expected[key]])
+        np.testing.assert_allclose(got, want, atol=1e-9)
+    assert data["passed"] is True  # threshold 0
+    assert data["threshold"] == 0
+
+
+def test_it_exits_2_with_error_and_code_for_a_rejected_file(setup: Setup) -> None:
+    result = run_grader(
+        "evaluate", setup.state_dict, "--challenge", "keypoints",
+        "--data", setup.keypoints_data, "--json", "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 2
+    data = only_json(result.stdout)
+    assert set(data) == {"error", "code"}
+    assert data["code"] == "state_dict_only"
+
+
+def test_it_exits_2_when_the_model_output_does_not_fit_the_challenge(setup: Setup) -> None:
+    result = run_grader(
+        "evaluate", setup.keypoints_pt2, "--challenge", "segmentation",
+        "--data", setup.segmentation_data, "--json", "--no-sandbox",
+    )  # fmt: skip
+    # The keypoint model cannot take 3-channel images: it raises inside the model process.
+    assert result.returncode == 2, result.stderr
+    data = only_json(result.stdout)
+    assert set(data) == {"error", "code"}
+    assert data["code"] == "model_error"
+    assert data["error"].startswith("your model raised")
+
+
+def test_it_exits_3_when_the_dataset_has_no_manifest(setup: Setup, tmp_path: Path) -> None:
+    eval_data.get_kind("keypoints").synth(tmp_path, 2, 1)
+    result = run_grader(
+        "evaluate", setup.keypoints_pt2, "--challenge", "keypoints",
+        "--data", tmp_path, "--json", "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 3
+    data = only_json(result.stdout)
+    assert data["code"] == "dataset"
+
+
+def test_it_checks_a_model_without_data(setup: Setup) -> None:
+    result = run_grader(
+        "check", setup.segmentation_pt2, "--challenge", "segmentation", "--no-sandbox"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch.export program" in result.stdout
+    assert "parameters: 431" in result.stdout
+    assert "output shape: OK" in result.stdout
+
+
+def test_it_checks_a_model_on_validation_data_with_a_score_and_verdict(setup: Setup) -> None:
+    result = run_grader(
+        "check", setup.keypoints_pt2, "--challenge", "keypoints",
+        "--data", setup.keypoints_data, "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = setup.expected["keypoints"]
+    assert "torch.export program" in result.stdout
+    assert f"count:      {KEYPOINT_COUNT}" in result.stdout
+    score = 1 / (2 * expected["mse"])
+    verdict = "PASSED" if score >= 100 else "NOT PASSED"
+    assert f"{verdict}: score" in result.stdout
+    assert "against threshold 100" in result.stdout
+    assert f"{KEYPOINT_COUNT}/{KEYPOINT_COUNT}" in result.stderr  # the progress bar
+
+
+def test_it_never_grades_unsandboxed_unless_asked(setup: Setup) -> None:
+    result = run_grader(
+        "evaluate", setup.keypoints_pt2, "--challenge", "keypoints",
+        "--data", setup.keypoints_data, "--json",
+    )  # fmt: skip
+    assert result.returncode in (0, 3), result.stderr
+    data = only_json(result.stdout)
+    if result.returncode == 3:
+        assert data["code"] == "sandbox_unavailable"
+        assert "sandbox" in data["error"]
+    else:
+        assert data["runner"] == "sandbox"

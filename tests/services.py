@@ -1,0 +1,41 @@
+"""Reaching the real services some tests need: PostgreSQL and Redis on 127.0.0.1.
+
+A missing service fails the test with a message saying what to start; it never skips, so a CI
+run without its services cannot pass by testing less. Deselect locally with
+``-m "not services"`` on a machine that has neither.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port}; start it, or deselect these tests with"
+            f" -m 'not services' (CI={os.environ.get('CI', '')!r})",
+            pytrace=False,
+        )
+
+
+def require_postgres() -> None:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+
+
+def require_redis() -> None:
+    require_service("Redis", "127.0.0.1", 6379)
