@@ -1,0 +1,331 @@
+"""The one settings module, read from the environment.
+
+Every value has a default that runs on a fresh clone with no services (SQLite, Celery's
+``filesystem://`` broker, uploads on local disk, all under the ignored ``var/``). Production sets
+``DEBUG=false``, ``SECRET_KEY``, ``DATABASE_URL=postgres://...`` and
+``CELERY_BROKER_URL=redis://...``. The helpers below fail loudly on a malformed value rather than
+falling back to a default nobody asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_json(name: str, default: dict[str, Any]) -> dict[str, Any]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
+
+
+def env_path(name: str, default: Path) -> Path:
+    return Path(os.environ.get(name) or default).resolve()
+
+
+# --- core -------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", True)
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "django-insecure-local-development-only"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Absolute links in emails; the request's host is not available in a worker.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "leaderboard",
+    "submissions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # The web process and a worker write to the same file: wait for the lock instead of
+        # failing, take it at BEGIN (no deadlock when a reader upgrades), and use WAL so
+        # readers never block the writer.
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # The default test database is in memory, which a worker subprocess cannot see: use a
+    # file, one per test run so two runs at once (CI and a laptop, two engineers) never share.
+    # A worker subprocess finds it in ``connection.settings_dict["NAME"]``.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(env_path("TEST_DATABASE_NAME", VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- auth, sessions, i18n ---------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+# Stored in UTC; each course shows times in its own timezone (Course.timezone).
+TIME_ZONE = "UTC"
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+# Served over TLS by a proxy in front: trust its X-Forwarded-Proto, mark cookies Secure and
+# redirect plain http. Off by default, or a plain-http site (docker-compose on localhost) could
+# not sign anyone in.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_TLS_PROXY)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+
+# --- static files and uploads -----------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
+# Without DEBUG whitenoise serves the hashed, compressed files collectstatic wrote; with DEBUG it
+# serves straight from the apps so a fresh clone needs no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
+# MEDIA_URL is deliberately not routed: uploaded models are never downloadable by URL.
+MEDIA_URL = "/media/"
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- email ------------------------------------------------------------------------------------
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "leaderboard@localhost")
+
+# --- grading ----------------------------------------------------------------------------------
+
+#: hidden test sets live here on worker hosts; a challenge names a folder relative to it
+GRADER_DATA_ROOT = env_path("GRADER_DATA_ROOT", VAR_DIR / "hidden")
+#: where seed_demo builds the demo models students can upload
+GRADER_DEMO_MODELS = env_path("GRADER_DEMO_MODELS", VAR_DIR / "demo-models")
+#: "cpu" or "cuda:N": the device this worker grades on (one worker per GPU)
+GRADER_DEVICE = env_str("GRADER_DEVICE", "cpu")
+if not re.fullmatch(r"cpu|cuda(:\d+)?", GRADER_DEVICE):
+    raise ImproperlyConfigured(f"GRADER_DEVICE={GRADER_DEVICE!r}: use 'cpu' or 'cuda:N'")
+GRADER_BATCH_SIZE = env_int("GRADER_BATCH_SIZE", 32, minimum=1)
+# Grading runs untrusted code: the sandbox is mandatory except on a developer's laptop that
+# lacks bubblewrap. Checked here, where the environment is read, so tests may override it.
+GRADER_SANDBOX = env_bool("GRADER_SANDBOX", True)
+if not GRADER_SANDBOX and not DEBUG:
+    raise ImproperlyConfigured("GRADER_SANDBOX=false is only allowed with DEBUG=true")
+#: retries of a job that failed for a platform reason, before it is given up as failed
+GRADER_MAX_RETRIES = env_int("GRADER_MAX_RETRIES", 3, minimum=0)
+#: first retry delay; doubled for each further retry
+GRADER_RETRY_BACKOFF_SECONDS = env_int("GRADER_RETRY_BACKOFF_SECONDS", 30, minimum=0)
+#: time a job may take beyond the model's own limit (copying the file, loading the test set)
+GRADER_TASK_OVERHEAD_SECONDS = env_int("GRADER_TASK_OVERHEAD_SECONDS", 120, minimum=1)
+#: a queued submission with no worker after this long had its message lost: send it again
+GRADER_STUCK_QUEUED_SECONDS = env_int("GRADER_STUCK_QUEUED_SECONDS", 900, minimum=1)
+#: a running submission past its hard time limit plus this had its worker die
+GRADER_STUCK_RUNNING_GRACE_SECONDS = env_int("GRADER_STUCK_RUNNING_GRACE_SECONDS", 300, minimum=0)
+#: how often beat runs the sweep
+GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 60, minimum=1)
+#: attempts (claims) after which the sweep gives a submission up instead of re-queueing it
+GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
+#: staff-only model log kept per grading run
+GRADER_LOG_KEEP_CHARS = env_int("GRADER_LOG_KEEP_CHARS", 20_000, minimum=0)
+
+# --- Celery -----------------------------------------------------------------------------------
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_DIR = env_path("CELERY_BROKER_DIR", VAR_DIR / "broker")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # One folder for both directions so any process may send and any worker may receive.
+    _queue_dir = CELERY_BROKER_DIR / "queue"
+    _default_options: dict[str, Any] = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "polling_interval": env_float("CELERY_POLLING_INTERVAL", 0.5),
+    }
+    # kombu does not create these folders, and both the web process and workers write to them.
+    for _key in ("data_folder_in", "processed_folder", "control_folder"):
+        Path(_default_options[_key]).mkdir(parents=True, exist_ok=True)
+else:
+    # Redis redelivers an unacknowledged (acks_late) message after this long: it must exceed the
+    # longest job, or a slow job would be handed to a second worker.
+    _default_options = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **_default_options,
+    **env_json("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# The database is the source of truth; nothing reads task results.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# One job at a time per device, acknowledged only when done, so a worker that dies mid-job
+# leaves its message for another (the sweep covers brokers that cannot redeliver).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The console email backend prints to stdout; that is information, not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
+CELERY_BEAT_SCHEDULE_FILENAME = str(
+    env_path("CELERY_BEAT_SCHEDULE_FILENAME", VAR_DIR / "celerybeat-schedule")
+)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-submissions": {
+        "task": "worker.tasks.sweep_stuck",
+        "schedule": float(GRADER_SWEEP_EVERY_SECONDS),
+        # While no worker runs, sweeps would pile up in the queue: one fresh sweep is enough.
+        "options": {"expires": float(GRADER_SWEEP_EVERY_SECONDS)},
+    },
+}
+
+# --- logging ----------------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+        for name in ("leaderboard", "submissions", "worker")
+    },
+}

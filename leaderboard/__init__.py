@@ -1,0 +1,1 @@
+"""Courses, semesters, challenges, enrolments and the public leaderboard."""

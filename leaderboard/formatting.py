@@ -1,0 +1,40 @@
+"""How scores, MSEs and times read on pages and in emails: one place, so they agree."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, tzinfo
+from typing import Any
+
+
+def format_score(score: float | None, display: str) -> str:
+    """``display`` is the task kind's ``score_display``: "number" or "percent"."""
+    if score is None or math.isnan(score):
+        return "—"
+    if math.isinf(score):
+        return "∞" if score > 0 else "−∞"
+    if display == "percent":
+        return f"{score * 100:.2f} %"
+    return f"{score:.2f}"
+
+
+def format_mse(mse: float | None) -> str:
+    if mse is None or math.isnan(mse):
+        return "—"
+    # Students compare against their own evaluation to 1e-6.
+    return f"{mse:.6f}"
+
+
+def format_local(moment: datetime, zone: tzinfo) -> str:
+    """A wall-clock time in ``zone`` with its abbreviation: "Wed 04 Feb 2026, 23:59:59 CET"."""
+    local = moment.astimezone(zone)
+    return f"{local:%a %d %b %Y, %H:%M:%S} {local.tzname()}"
+
+
+def json_number(value: Any) -> Any:
+    """JSON has no infinity: send it as the string "Infinity" (as the grader's results do)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

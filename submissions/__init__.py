@@ -1,0 +1,1 @@
+"""Submissions and their grading runs: upload, queue, results, the JSON API."""

@@ -1,0 +1,38 @@
+"""Who sees which submission: the owner, the semester's TAs and site staff; 404 for the rest."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from leaderboard.access import User, is_course_staff, is_staff
+from leaderboard.models import Enrollment
+from submissions.models import Submission
+
+
+def visible_submissions(user: User) -> QuerySet[Submission]:
+    if is_staff(user):
+        return Submission.objects.all()
+    if isinstance(user, AnonymousUser):
+        return Submission.objects.none()
+    ta_semesters = Enrollment.objects.filter(user_id=user.pk, role=Enrollment.Role.TA).values(
+        "semester_id"
+    )
+    return Submission.objects.filter(
+        Q(enrollment__user_id=user.pk) | Q(challenge__semester_id__in=ta_semesters)
+    )
+
+
+def submission_for_viewer(user: User, pk: UUID | str) -> Submission:
+    return get_object_or_404(
+        visible_submissions(user).select_related("challenge__semester__course", "enrollment__user"),
+        pk=pk,
+    )
+
+
+def can_see_runs(user: User, submission: Submission) -> bool:
+    """Grading runs hold logs that may echo hidden test inputs: course staff only."""
+    return is_course_staff(user, submission.challenge.semester)

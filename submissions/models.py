@@ -1,0 +1,163 @@
+"""Submission (one uploaded model), GradingRun (one attempt at grading it) and ApiToken."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from grader import formats
+from leaderboard.models import Challenge, Enrollment
+
+
+def format_choices() -> list[tuple[str, str]]:
+    # A callable, so a format added to the grader needs no migration.
+    return list(formats.FORMATS.items())
+
+
+def submission_path(instance: Submission, filename: str) -> str:
+    # Opaque: the student's file name never reaches the disk or a URL.
+    del filename
+    return f"submissions/{instance.pk}.bin"
+
+
+class Submission(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Grading"
+        GRADED = "graded", "Graded"
+        FAILED = "failed", "Failed"
+
+    PENDING = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.PROTECT, related_name="submissions")
+    challenge = models.ForeignKey(Challenge, on_delete=models.PROTECT, related_name="submissions")
+    file = models.FileField(upload_to=submission_path, max_length=200)
+    #: shown to the student only, to tell their uploads apart
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    format = models.CharField(max_length=32, choices=format_choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    #: the ranking score (may be +inf: a perfect keypoint model); None until graded
+    score = models.FloatField(null=True, blank=True)
+    #: JSON-safe figures from the grader (infinity as the string "Infinity")
+    metrics = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    #: why it failed, written for the student
+    error = models.TextField(blank=True)
+    #: False once it failed for a platform reason: such uploads never use up the quota
+    counts_for_quota = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    #: last time a grading message was sent; the sweep re-sends when this gets old
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    #: claims so far; a result is recorded only by the attempt that holds the latest claim
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The quota count and "my submissions": one student's uploads to a challenge, newest
+            # first.
+            models.Index(
+                fields=["enrollment", "challenge", "-created_at"], name="sub_enrol_chal_created"
+            ),
+            # The leaderboard: graded submissions of one challenge by score.
+            models.Index(fields=["challenge", "status", "-score"], name="sub_chal_status_score"),
+            # The sweep: queued or running submissions whose message or worker went missing.
+            models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug} by {self.enrollment.handle} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING
+
+    @property
+    def mse(self) -> float | None:
+        value = self.metrics.get("mse")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def score_is_infinite(self) -> bool:
+        return self.score is not None and math.isinf(self.score)
+
+
+class GradingRun(models.Model):
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        GRADED = "graded", "Graded"
+        REJECTED = "rejected", "Rejected (the model's fault)"
+        PLATFORM_ERROR = "platform_error", "Platform error (retried)"
+        LOST = "lost", "Lost (worker gone)"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
+    attempt = models.PositiveSmallIntegerField()
+    worker_host = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=32, blank=True)
+    torch_version = models.CharField(max_length=64, blank=True)
+    grader_version = models.CharField(max_length=32, blank=True)
+    runner = models.CharField(max_length=32, blank=True)
+    dataset_hash = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    score = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    #: what the student was told, if anything
+    error = models.TextField(blank=True)
+    #: staff only: the model's stderr and internals may echo hidden test inputs
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.submission_id}: {self.outcome}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def new_token_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ApiToken(models.Model):
+    """One token per user for scripts and notebooks: ``Authorization: Token <key>``.
+
+    Kept in clear text because the profile page shows it; regenerating replaces it.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
+    )
+    key = models.CharField(max_length=64, unique=True, default=new_token_key)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token of {self.user}"
+
+    @classmethod
+    def for_user(cls, user: Any, *, regenerate: bool = False) -> ApiToken:
+        token, created = cls.objects.get_or_create(user=user)
+        if regenerate and not created:
+            token.key = new_token_key()
+            token.created_at = timezone.now()
+            token.save(update_fields=["key", "created_at"])
+        return token

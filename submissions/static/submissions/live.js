@@ -1,0 +1,69 @@
+// Live status without reloading: every 2 s, ask for the state of the rows still queued or
+// running; stop once none is. On a result page ([data-reload-when-done]) reload when grading
+// ends, so the full result is rendered by the server.
+(function () {
+  "use strict";
+  var INTERVAL = 2000;
+
+  function pendingIds(root) {
+    return Array.prototype.map.call(
+      root.querySelectorAll("[data-id][data-pending='1']"),
+      function (el) { return el.getAttribute("data-id"); }
+    );
+  }
+
+  function render(el, state) {
+    el.setAttribute("data-pending", state.pending ? "1" : "0");
+    el.querySelectorAll("[data-field]").forEach(function (cell) {
+      var field = cell.getAttribute("data-field");
+      if (field === "status") {
+        cell.textContent = state.status_label;
+        cell.className = "status status-" + state.status;
+      } else if (field === "passed") {
+        cell.textContent = state.status === "graded"
+          ? (state.passed ? "passed" : "not passed")
+          : (state.status === "failed" ? "see details" : "");
+      } else if (field in state) {
+        cell.textContent = state[field] === null ? "" : String(state[field]);
+      }
+    });
+  }
+
+  function poll(root) {
+    var ids = pendingIds(root);
+    if (!ids.length) { return; }
+    var query = ids.map(function (id) { return "id=" + encodeURIComponent(id); }).join("&");
+    fetch(root.getAttribute("data-live") + "?" + query, {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
+      })
+      .then(function (data) {
+        var finished = false;
+        data.submissions.forEach(function (state) {
+          var el = root.querySelector("[data-id='" + state.id + "']");
+          if (!el) { return; }
+          if (!state.pending) { finished = true; }
+          render(el, state);
+        });
+        if (finished && root.hasAttribute("data-reload-when-done")) {
+          window.location.reload();
+          return;
+        }
+        window.setTimeout(function () { poll(root); }, INTERVAL);
+      })
+      .catch(function () {
+        // A hiccup (server restart, network): keep trying, a little slower.
+        window.setTimeout(function () { poll(root); }, INTERVAL * 3);
+      });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-live]").forEach(function (root) {
+      window.setTimeout(function () { poll(root); }, INTERVAL);
+    });
+  });
+})();

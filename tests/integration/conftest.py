@@ -1,0 +1,205 @@
+"""A real Celery worker process grading against the test database.
+
+The stack is whatever the settings say: the embedded default (SQLite file + ``filesystem://``
+broker) in a plain ``pytest`` run, PostgreSQL + Redis when ``DATABASE_URL`` and
+``CELERY_BROKER_URL`` point there (``make test`` runs this folder a second time that way).
+The worker is a subprocess started once per session, after the test database exists and
+stopped before it is dropped; it grades in the real sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
+
+from leaderboard.models import Challenge, Course, Enrollment, Semester
+from submissions.models import Submission
+from tests.services import require_postgres, require_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_READY_SECONDS = 90
+GRADED_WITHIN_SECONDS = 120
+
+pytestmark = pytest.mark.integration
+
+
+def database_url() -> str:
+    """The test database (pytest-django renamed it) as a URL the worker's settings can read."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    auth = f"{user}:{db['PASSWORD']}" if db.get("PASSWORD") else user
+    host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+    return f"postgres://{auth}@{host}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def shared_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Uploads and hidden data that the test process and the worker both see."""
+    root = tmp_path_factory.mktemp("integration")
+    dirs = {"media": root / "media", "hidden": root / "hidden"}
+    for path in dirs.values():
+        path.mkdir()
+    from eval_data import get_kind
+    from eval_data.manifest import write_manifest
+
+    for task, count in (("keypoints", 60), ("segmentation", 6)):
+        folder = dirs["hidden"] / "it" / task
+        folder.mkdir(parents=True)
+        get_kind(task).synth(folder, count, 99)
+        write_manifest(folder, task)
+    return dirs
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if " ready." in line:
+                self.ready.set()
+
+    def log(self) -> str:
+        return "".join(self.lines[-80:])
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: Any, django_db_blocker: Any, shared_dirs: dict[str, Path]
+) -> Iterator[Worker]:
+    if connection.vendor == "postgresql":
+        require_postgres()
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        require_redis()
+        # Messages of an earlier, aborted run must not be graded against this database.
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
+        "CELERY_POLLING_INTERVAL": "0.1",
+        "MEDIA_ROOT": str(shared_dirs["media"]),
+        "GRADER_DATA_ROOT": str(shared_dirs["hidden"]),
+        "GRADER_SANDBOX": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "--hostname=integration@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    worker = Worker(proc)
+    if not worker.ready.wait(WORKER_READY_SECONDS):
+        proc.kill()
+        pytest.fail(f"the Celery worker did not start:\n{worker.log()}")
+    yield worker
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def integration_settings(settings: Any, shared_dirs: dict[str, Path]) -> Any:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = str(shared_dirs["media"])
+    settings.GRADER_DATA_ROOT = shared_dirs["hidden"]
+    return settings
+
+
+@pytest.fixture
+def semester(transactional_db: Any) -> Semester:
+    course = Course.objects.create(
+        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
+    )
+    return Semester.objects.create(
+        course=course,
+        slug="ws2026",
+        title="Winter 2026/27",
+        starts_on="2026-10-01",
+        is_current=True,
+    )
+
+
+def make_challenge(semester: Semester, task: str) -> Challenge:
+    return Challenge.objects.create(
+        semester=semester,
+        **Challenge.defaults_for(task),
+        task=task,
+        slug=f"{task}-{semester.slug}",
+        title=task.title(),
+        deadline=timezone.now() + timedelta(days=7),
+        data_dir=f"it/{task}",
+        daily_quota=10,
+        time_limit_seconds=120,
+    )
+
+
+@pytest.fixture
+def keypoints(semester: Semester) -> Challenge:
+    return make_challenge(semester, "keypoints")
+
+
+@pytest.fixture
+def segmentation(semester: Semester) -> Challenge:
+    return make_challenge(semester, "segmentation")
+
+
+@pytest.fixture
+def student(semester: Semester) -> User:
+    user = User.objects.create_user("student", "student@example.com", "student")
+    Enrollment.objects.create(user=user, semester=semester)
+    return user
+
+
+def wait_until_done(submission_id: Any, worker: Worker) -> Submission:
+    """Poll the database, as the student's page does, until the worker has finished."""
+    deadline = time.monotonic() + GRADED_WITHIN_SECONDS
+    while time.monotonic() < deadline:
+        submission = Submission.objects.get(pk=submission_id)
+        if submission.status in (Submission.Status.GRADED, Submission.Status.FAILED):
+            return submission
+        time.sleep(0.2)
+    pytest.fail(f"submission {submission_id} was not graded in time; worker log:\n{worker.log()}")

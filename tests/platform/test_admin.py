@@ -1,0 +1,73 @@
+"""The admin: list pages load in a constant number of queries; re-grading queues again."""
+
+from __future__ import annotations
+
+from submissions.models import Submission
+from tests.platform.conftest import graded, make_submission
+
+
+def test_it_lists_submissions_in_a_constant_number_of_queries(
+    client, staff, enrollment, challenge, django_assert_num_queries
+):
+    for _ in range(10):
+        make_submission(enrollment, challenge)
+    client.force_login(staff)
+
+    # session, user, the semester filter's choices (with their course), the challenge filter's
+    # choices, the filtered and the total count, the page with enrolment, user and challenge,
+    # the date hierarchy's range and its days
+    with django_assert_num_queries(9):
+        response = client.get("/admin/submissions/submission/")
+
+    assert response.status_code == 200
+
+
+def test_it_searches_by_handle(client, staff, enrollment, challenge):
+    submission = make_submission(enrollment, challenge)
+    client.force_login(staff)
+
+    response = client.get("/admin/submissions/submission/", {"q": enrollment.handle})
+
+    assert str(submission.pk) in response.content.decode()
+
+
+def test_it_regrades_finished_submissions(
+    client, staff, enrollment, challenge, sent, django_capture_on_commit_callbacks
+):
+    done = graded(enrollment, challenge, 150.0)
+    pending = make_submission(enrollment, challenge)
+    client.force_login(staff)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/submissions/submission/",
+            {"action": "regrade", "_selected_action": [str(done.pk), str(pending.pk)]},
+        )
+
+    done.refresh_from_db()
+    assert done.status == Submission.Status.QUEUED
+    assert done.score is None
+    assert [m.args for m in sent] == [[str(done.pk)]]
+
+
+def test_it_shows_a_submission_with_its_runs(client, staff, enrollment, challenge):
+    submission = graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+
+    response = client.get(f"/admin/submissions/submission/{submission.pk}/change/")
+
+    assert response.status_code == 200
+
+
+def test_it_loads_every_changelist(client, staff, enrollment, challenge):
+    client.force_login(staff)
+
+    for model in (
+        "leaderboard/course",
+        "leaderboard/semester",
+        "leaderboard/challenge",
+        "leaderboard/enrollment",
+        "submissions/gradingrun",
+        "submissions/apitoken",
+    ):
+        assert client.get(f"/admin/{model}/").status_code == 200, model

@@ -1,0 +1,170 @@
+"""The grading task called directly (no worker, no eager mode): real grading of tiny models
+through a plain child process, rejections, platform errors and retries."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from django.core import mail
+
+from grader.errors import PlatformError
+from submissions.models import GradingRun, Submission
+from submissions.services import GAVE_UP_MESSAGE
+from tests.platform.conftest import make_submission
+from worker import tasks
+from worker.tasks import grade_submission
+
+
+@pytest.fixture
+def submit(enrollment, challenge, tiny_models):
+    def submit(path=None) -> Submission:
+        content = (path or tiny_models.zeros).read_bytes()
+        return make_submission(enrollment, challenge, content=content)
+
+    return submit
+
+
+@pytest.fixture(autouse=True)
+def fresh_runners():
+    tasks._runners.clear()
+    yield
+    tasks._runners.clear()
+
+
+def test_it_grades_a_model_and_records_the_run(
+    submit, expected_zero_mse, django_capture_on_commit_callbacks
+):
+    submission = submit()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grade_submission.run(str(submission.pk))
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.GRADED
+    assert submission.metrics["mse"] == pytest.approx(expected_zero_mse, abs=1e-6)
+    assert submission.score == pytest.approx(1 / (2 * expected_zero_mse), rel=1e-6)
+    assert submission.passed is True
+    assert submission.error == ""
+    assert submission.finished_at is not None
+    run = submission.runs.get()
+    assert run.outcome == GradingRun.Outcome.GRADED
+    assert run.runner == "process"
+    assert run.device == "cpu"
+    assert run.torch_version
+    assert len(run.dataset_hash) == 64
+    assert run.score == submission.score
+    # The student hears about it by email.
+    assert len(mail.outbox) == 1
+    assert "passed" in mail.outbox[0].subject
+    assert f"/submissions/{submission.pk}/" in mail.outbox[0].body
+
+
+def test_it_does_nothing_for_a_redelivered_message(submit):
+    submission = submit()
+    grade_submission.run(str(submission.pk))
+
+    grade_submission.run(str(submission.pk))
+
+    assert GradingRun.objects.filter(submission=submission).count() == 1
+
+
+def test_it_fails_a_model_with_the_wrong_output_and_says_why(
+    submit, tiny_models, django_capture_on_commit_callbacks
+):
+    submission = submit(tiny_models.wrong_shape)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grade_submission.run(str(submission.pk))
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.FAILED
+    assert "30 values per image" in submission.error
+    assert submission.counts_for_quota is True
+    run = submission.runs.get()
+    assert run.outcome == GradingRun.Outcome.REJECTED
+    assert run.error_code == "output_shape"
+    assert "failed" in mail.outbox[0].subject
+
+
+class BrokenHost:
+    name = "broken"
+
+    def predict(self, *args, **kwargs):
+        raise PlatformError("sandbox_unavailable", "no sandbox here", "bwrap: not found")
+
+
+def test_it_requeues_on_a_platform_error_without_counting_it(submit, monkeypatch):
+    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    submission = submit()
+
+    # Called directly, Celery's retry re-raises the error instead of sending a message.
+    with pytest.raises(PlatformError):
+        grade_submission.run(str(submission.pk))
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.QUEUED
+    assert submission.error == ""
+    run = submission.runs.get()
+    assert run.outcome == GradingRun.Outcome.PLATFORM_ERROR
+    assert run.error_code == "sandbox_unavailable"
+    assert "bwrap: not found" in run.log
+
+
+def test_it_gives_up_after_the_last_retry_without_counting_it(
+    submit, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    monkeypatch.setattr(grade_submission, "max_retries", 2)
+    submission = submit()
+
+    # apply() runs in this process and retries in place (no broker, no countdown).
+    with django_capture_on_commit_callbacks(execute=True):
+        grade_submission.apply(args=[str(submission.pk)])
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.FAILED
+    assert submission.error == GAVE_UP_MESSAGE
+    assert submission.counts_for_quota is False
+    assert submission.attempts == 3
+    outcomes = list(submission.runs.values_list("outcome", flat=True))
+    assert outcomes == [GradingRun.Outcome.PLATFORM_ERROR] * 3
+    assert "staff have been notified" in mail.outbox[0].body
+
+
+def test_it_treats_a_missing_test_set_as_a_platform_error(submit, challenge):
+    challenge.data_dir = "no/such/folder"
+    challenge.save()
+    submission = submit()
+
+    with pytest.raises(PlatformError):
+        grade_submission.run(str(submission.pk))
+
+    run = submission.runs.get()
+    assert run.outcome == GradingRun.Outcome.PLATFORM_ERROR
+    assert run.error_code == "dataset"
+
+
+def test_it_backs_off_exponentially(settings):
+    settings.GRADER_RETRY_BACKOFF_SECONDS = 30
+
+    assert [tasks.retry_countdown(n) for n in range(3)] == [30, 60, 120]
+
+
+def test_it_asks_for_the_sandbox_when_grader_sandbox_is_on(settings, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks, "make_runner", lambda sandboxed: calls.append(sandboxed) or object())
+    settings.GRADER_SANDBOX = True
+
+    tasks.get_runner()
+
+    assert calls == [True]
+
+
+def test_it_keeps_an_infinite_score(enrollment, challenge):
+    from tests.platform.conftest import graded
+
+    submission = graded(enrollment, challenge, math.inf)
+    submission.refresh_from_db()
+
+    assert math.isinf(submission.score)

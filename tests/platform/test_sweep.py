@@ -1,0 +1,121 @@
+"""The periodic sweep: lost messages are sent again, dead workers' attempts recorded as lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from submissions.models import GradingRun, Submission
+from submissions.services import (
+    GAVE_UP_MESSAGE,
+    grading_run_start,
+    grading_time_limits,
+    submission_claim,
+)
+from submissions.sweep import submissions_sweep
+from tests.platform.conftest import make_submission
+from worker.celery import GRADE_SUBMISSION
+from worker.tasks import sweep_stuck
+
+
+@pytest.fixture
+def long_ago(challenge, settings):
+    """Further back than any limit: the hard time limit plus the grace period, and more."""
+    _soft, hard = grading_time_limits(challenge)
+    return timezone.now() - timedelta(
+        seconds=hard
+        + settings.GRADER_STUCK_RUNNING_GRACE_SECONDS
+        + settings.GRADER_STUCK_QUEUED_SECONDS
+        + 60
+    )
+
+
+def running_since(enrollment, challenge, started, *, attempts=1, open_run=True) -> Submission:
+    submission = make_submission(enrollment, challenge)
+    claimed = submission_claim(str(submission.pk))
+    assert claimed is not None
+    if open_run:
+        grading_run_start(claimed, worker_host="gone", device="cpu", torch_version="", runner="x")
+    Submission.objects.filter(pk=submission.pk).update(started_at=started, attempts=attempts)
+    return Submission.objects.get(pk=submission.pk)
+
+
+def test_it_sends_a_stale_queued_submission_again(
+    enrollment, challenge, long_ago, sent, django_capture_on_commit_callbacks
+):
+    stale = make_submission(enrollment, challenge, created_at=long_ago)
+    make_submission(enrollment, challenge)  # fresh: its message is surely still on its way
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = submissions_sweep()
+
+    assert report.resent == [str(stale.pk)]
+    assert [(m.name, m.args) for m in sent] == [(GRADE_SUBMISSION, [str(stale.pk)])]
+    stale.refresh_from_db()
+    assert stale.queued_at > long_ago
+
+
+def test_it_does_not_resend_twice_in_a_row(enrollment, challenge, long_ago):
+    make_submission(enrollment, challenge, created_at=long_ago)
+    submissions_sweep()
+
+    assert submissions_sweep().resent == []
+
+
+def test_it_records_a_dead_workers_attempt_as_lost_and_requeues(
+    enrollment, challenge, long_ago, sent, django_capture_on_commit_callbacks
+):
+    stuck = running_since(enrollment, challenge, long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = submissions_sweep()
+
+    assert report.requeued == [str(stuck.pk)]
+    stuck.refresh_from_db()
+    assert stuck.status == Submission.Status.QUEUED
+    run = stuck.runs.get()
+    assert run.outcome == GradingRun.Outcome.LOST
+    assert run.worker_host == "gone"
+    assert [m.args for m in sent] == [[str(stuck.pk)]]
+
+
+def test_it_records_a_lost_attempt_even_without_an_open_run(enrollment, challenge, long_ago):
+    stuck = running_since(enrollment, challenge, long_ago, open_run=False)
+
+    submissions_sweep()
+
+    assert stuck.runs.get().outcome == GradingRun.Outcome.LOST
+
+
+def test_it_leaves_a_job_within_its_time_limit_alone(enrollment, challenge):
+    busy = running_since(enrollment, challenge, timezone.now() - timedelta(seconds=30))
+
+    report = submissions_sweep()
+
+    assert report.requeued == [] and report.given_up == []
+    busy.refresh_from_db()
+    assert busy.status == Submission.Status.RUNNING
+
+
+def test_it_gives_up_after_too_many_attempts_without_counting(
+    enrollment, challenge, long_ago, settings
+):
+    stuck = running_since(enrollment, challenge, long_ago, attempts=settings.GRADER_MAX_ATTEMPTS)
+
+    report = submissions_sweep()
+
+    assert report.given_up == [str(stuck.pk)]
+    stuck.refresh_from_db()
+    assert stuck.status == Submission.Status.FAILED
+    assert stuck.error == GAVE_UP_MESSAGE
+    assert stuck.counts_for_quota is False
+
+
+def test_it_runs_as_a_periodic_task(enrollment, challenge, long_ago, settings):
+    make_submission(enrollment, challenge, created_at=long_ago)
+
+    assert len(sweep_stuck.run()["resent"]) == 1
+    schedule = settings.CELERY_BEAT_SCHEDULE["sweep-stuck-submissions"]
+    assert schedule["task"] == sweep_stuck.name
