@@ -1,0 +1,90 @@
+"""The student's flow in a real browser: sign in, upload, watch the status change, see the result.
+
+Playwright drives Debian's chromium (``/usr/bin/chromium``, installed by ``make``); the site is
+pytest-django's live server and grading is done by the real worker of the conftest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from leaderboard.models import Challenge
+from tests.integration.conftest import Worker
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make install-dev` (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # around it are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def test_it_takes_a_student_from_sign_in_to_a_graded_result(
+    celery_worker: Worker,
+    live_server: Any,
+    tab: Page,
+    keypoints: Challenge,
+    student: User,
+    demo_models: dict[str, Path],
+) -> None:
+    page = tab
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "student")
+    page.fill("#id_password", "student")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.goto(f"{live_server.url}/challenges/{keypoints.slug}/")
+
+    page.set_input_files("input[type=file]", str(demo_models["keypoints_pass"]))
+    page.get_by_role("button", name="Upload and grade").click()
+
+    # The result page first shows the pending status, then updates by itself.
+    expect(page.locator("h1")).to_contain_text("Submission to")
+    expect(page.locator(".badge.passed")).to_be_visible(timeout=120_000)
+    expect(page.locator("dl.facts").first).to_contain_text("MSE")
+
+    page.goto(f"{live_server.url}/challenges/{keypoints.slug}/leaderboard/")
+    handle = student.enrollments.get().handle
+    expect(page.locator("body")).to_contain_text(handle)
