@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from eval_data import get_kind, load
-from eval_data.demo_models import build_demo_models
 from eval_data.manifest import write_manifest
 from grader.tasks import get_task
 from grader.tasks.keypoints import keypoint_metrics
@@ -22,8 +21,9 @@ NAMES = ["keypoints_pass", "keypoints_fail", "segmentation_pass", "segmentation_
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_demo_models(tmp_path_factory.mktemp("demo_models"), seed=0)
+def models(demo_models: dict[str, Path]) -> dict[str, Path]:
+    """Built once per session (tests/conftest.py), shared with the end-to-end tests."""
+    return demo_models
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,15 @@
+# One image for web, worker and beat; docker-compose.yml picks the command.
+FROM python:3.11-slim-bookworm
+
+# bubblewrap runs untrusted models; libseccomp2 backs the seccomp filter.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 util-linux \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+
+ENV PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=config.settings
+EXPOSE 8000
