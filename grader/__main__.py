@@ -38,17 +38,34 @@ def _progress_bar(enabled: bool) -> Any:
     return update
 
 
+def _figure(value: Any) -> str:
+    if isinstance(value, float):
+        return "∞" if value == float("inf") else f"{value:.6g}"
+    return str(value)
+
+
+def _rows(rows: list[tuple[str, str]]) -> list[str]:
+    return [f"{name + ':':<18}{value}" for name, value in rows]
+
+
 def _show(evaluation: Evaluation) -> str:
+    """A human-readable report; ``--json`` gives every figure, per-class ones included."""
     kind = get_task(evaluation.task)
-    data = evaluation.to_json()
-    lines = [f"format:     {formats.FORMATS[evaluation.format]}", f"parameters: {evaluation.params:,}"]
-    for key, value in data.items():
-        if key.startswith("per_class") or key in ("task", "format", "params", "passed"):
-            continue
-        lines.append(f"{key + ':':<12}{value}")
+    rows = [
+        ("format", formats.FORMATS[evaluation.format]),
+        ("parameters", f"{evaluation.params:,}"),
+        *(
+            (key.replace("_", " "), _figure(value))
+            for key, value in evaluation.metrics.items()
+            if not key.startswith("per_class")
+        ),
+        ("dataset hash", evaluation.dataset_hash[:16]),
+        ("runner", evaluation.runner),
+    ]
+    lines = _rows(rows)
     verdict = "PASSED" if evaluation.passed else "NOT PASSED"
     lines.append(
-        f"{verdict}: {kind.score_key} {data[kind.score_key]} against threshold"
+        f"{verdict}: {kind.score_key} {_figure(evaluation.score)}, threshold"
         f" {evaluation.threshold:g} ({evaluation.seconds:.1f} s)"
     )
     return "\n".join(lines)
@@ -85,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         wall_seconds=args.timeout,
     )
     try:
-        runner = make_runner(sandboxed=not args.no_sandbox)
+        runner = make_runner(sandboxed=not args.no_sandbox, own_code=args.no_sandbox)
         if args.no_sandbox and not args.json:
             print("note: running without the sandbox (--no-sandbox)", file=sys.stderr)
         if args.command == "check" and args.data is None:
@@ -99,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             limits=limits,
             device=args.device,
             batch_size=args.batch_size,
-            progress=_progress_bar(args.command == "check" or (not args.json and sys.stderr.isatty())),
+            progress=_progress_bar(
+                args.command == "check" or (not args.json and sys.stderr.isatty())
+            ),
         )
     except GradingError as exc:
         if args.json:
@@ -126,17 +145,23 @@ def _check_without_data(args: argparse.Namespace, runner: Any, limits: Limits) -
     """Without data: format, limits and output shape on random inputs of the right shape."""
     import numpy as np
 
-    from grader.checks import check_upload
+    from grader.checks import prepare_upload
     from grader.runner import Job
 
     kind = get_task(args.challenge)
-    fmt = check_upload(args.model, allowed_formats=tuple(formats.FORMATS), max_bytes=limits.max_file_bytes)
+    fmt, model = prepare_upload(
+        args.model, allowed_formats=tuple(formats.FORMATS), max_bytes=limits.max_file_bytes
+    )
     inputs = np.random.default_rng(0).random((2, *kind.input_shape), dtype=np.float32)
-    job = Job(args.challenge, fmt, args.model.read_bytes(), args.device, 2, limits)
+    job = Job(args.challenge, fmt, model, args.device, 2, limits)
     prediction = runner.predict(job, inputs, 1 << 26)
     kind.check_predictions(prediction.predictions, 2)
-    print(f"format:     {formats.FORMATS[fmt]}\nparameters: {prediction.params:,}")
-    print("output shape: OK (no --data given, so no score; pass --data DIR for one)")
+    rows = [
+        ("format", formats.FORMATS[fmt]),
+        ("parameters", f"{prediction.params:,}"),
+        ("output shape", "OK (no --data given, so no score; pass --data DIR for one)"),
+    ]
+    print("\n".join(_rows(rows)))
     return 0
 
 

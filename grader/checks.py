@@ -11,17 +11,27 @@ from pathlib import Path
 
 from grader import formats
 from grader.errors import GradingError
+from grader.limits import MB
 from grader.static_checks import check_static, check_zip
 
 
 def check_upload(path: Path, *, allowed_formats: tuple[str, ...], max_bytes: int) -> str:
     """Return the file's format, or raise ``GradingError`` saying what to change."""
+    return prepare_upload(path, allowed_formats=allowed_formats, max_bytes=max_bytes)[0]
+
+
+def prepare_upload(
+    path: Path, *, allowed_formats: tuple[str, ...], max_bytes: int
+) -> tuple[str, bytes]:
+    """``check_upload``, plus the bytes the model process is to load: a ``.pt2`` is rebuilt
+    from its checked members (see ``grader.static_checks.sanitize_pt2``), never sent as
+    uploaded."""
     size = Path(path).stat().st_size
     if size > max_bytes:
         raise GradingError(
             "file_too_large",
-            f"the file is {size / 1e6:.1f} MB; this challenge accepts files up to"
-            f" {max_bytes / 1e6:.0f} MB",
+            f"the file is {size / MB:.1f} MB; this challenge accepts files up to"
+            f" {max_bytes / MB:.0f} MB",
         )
     if zipfile.is_zipfile(path):
         check_zip(path)  # before detection reads any member
@@ -32,5 +42,4 @@ def check_upload(path: Path, *, allowed_formats: tuple[str, ...], max_bytes: int
             "format_not_allowed",
             f"this challenge does not accept {formats.FORMATS[fmt]} files; it accepts: {allowed}",
         )
-    check_static(path, fmt)  # format-specific checks on structure and JSON
-    return fmt
+    return fmt, check_static(path, fmt)  # format-specific checks on structure and JSON

@@ -8,6 +8,7 @@ model prints goes to stderr, which the parent keeps for staff only.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -139,9 +140,13 @@ def _as_array(output: Any) -> np.ndarray:
     return output.detach().float().cpu().numpy()
 
 
-def load_model(fmt: str, data: bytes, device: str, threads: int) -> tuple[Predict, int]:
-    """Load model bytes of a known format; return a batch predictor and its parameter count."""
-    if fmt in (formats.PT2, formats.TORCHSCRIPT):
+def load_model(fmt: str, data: bytes, device: str, threads: int, task: str) -> tuple[Predict, int]:
+    """Load model bytes of a known format; return a batch predictor and its parameter count.
+
+    ``task`` matters only to the course zip, whose state-dict form is rebuilt with the
+    student's class for that task.
+    """
+    if fmt in (formats.PT2, formats.TORCHSCRIPT, formats.COURSE_ZIP):
         import torch
 
         torch.set_num_threads(threads)
@@ -156,16 +161,16 @@ def load_model(fmt: str, data: bytes, device: str, threads: int) -> tuple[Predic
     if fmt == formats.COURSE_ZIP:
         from grader.course_zip import load_course_zip
 
-        return load_course_zip(data, device, threads)
+        return load_course_zip(data, device, threads, task)
     raise GradingError("unknown_format", f"the grader cannot run {fmt!r} models")
 
 
-def predict_all(
-    job: dict[str, Any], model: bytes, inputs: np.ndarray
-) -> Iterator[tuple[str, Any]]:
+def predict_all(job: dict[str, Any], model: bytes, inputs: np.ndarray) -> Iterator[tuple[str, Any]]:
     """Yield ``("progress", done)`` events, then ``("result", (predictions, params))``."""
     task = get_task(job["task"])
-    predict, params = load_model(job["format"], model, job["device"], int(job["threads"]))
+    predict, params = load_model(
+        job["format"], model, job["device"], int(job["threads"]), job["task"]
+    )
     max_params = int(job["max_params"])
     if params >= max_params:
         raise GradingError(
@@ -207,6 +212,44 @@ def safe_message(exc: BaseException) -> str:
     return text[:200] or "(no message)"
 
 
+_SCRIPTED_RAISE = re.compile(r"^(?:builtins\.)?([A-Z]\w*): (.*)$")
+
+
+def raised(exc: BaseException) -> str:
+    """``"<type>: <safe message>"`` for an exception the model raised.
+
+    TorchScript wraps a scripted ``raise ValueError(...)`` in ``torch.jit.Error`` whose first
+    line is a generic "operation failed" and whose last line is ``builtins.ValueError: ...``
+    (``RuntimeError: ...`` for an ``assert``): the student hears of their own exception.
+    """
+    lines = str(exc).strip().splitlines()
+    match = _SCRIPTED_RAISE.match(lines[-1]) if lines else None
+    if type(exc).__name__ in ("Error", "JITException") and match:
+        return f"{match.group(1)}: {safe_message(Exception(match.group(2)))}"
+    return f"{type(exc).__name__}: {safe_message(exc)}"
+
+
+def resource_code(exc: BaseException) -> str:
+    """The limit an exception shows the model ran into, or ''.
+
+    Under rlimits an allocation fails rather than the process being killed, and a write past
+    the file size limit fails with EFBIG (Python ignores SIGXFSZ).
+    """
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return "file_size"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk_full"
+    if isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc):
+        return "memory"  # torch's CPU allocator
+    return ""
+
+
+def _verdict(out: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
+    """Send the final frame, after flushing stderr: the parent stops the process on receipt."""
+    sys.stderr.flush()
+    write_message(out, header, payload)
+
+
 def serve(inp: IO[bytes], out: IO[bytes]) -> int:
     """Run one job from ``inp`` and report on ``out``; return the process exit code."""
     try:
@@ -219,7 +262,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
                 write_message(out, {"type": "progress", "done": value, "total": len(inputs)})
             else:
                 predictions, params = value
-                write_message(
+                _verdict(
                     out,
                     {
                         "type": "result",
@@ -231,22 +274,28 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
                 )
         return 0
     except GradingError as exc:
-        write_message(
+        _verdict(
             out, {"type": "error", "code": exc.code, "message": exc.message, "detail": exc.detail}
         )
         return 0
     except MemoryError:
-        write_message(out, {"type": "error", "code": "memory", "message": "", "detail": ""})
+        _verdict(out, {"type": "error", "code": "memory", "message": "", "detail": ""})
         return 0
     except Exception as exc:
+        code = resource_code(exc)
+        if code:
+            # The parent words these: it knows which limit was hit.
+            traceback.print_exc()
+            _verdict(out, {"type": "error", "code": code, "message": "", "detail": ""})
+            return 0
         # Student code raised: the traceback is for staff (stderr), the gist for the student.
         traceback.print_exc()
-        write_message(
+        _verdict(
             out,
             {
                 "type": "error",
                 "code": "model_error",
-                "message": f"your model raised {type(exc).__name__}: {safe_message(exc)}",
+                "message": f"your model raised {raised(exc)}",
                 "detail": traceback.format_exc()[-4000:],
             },
         )

@@ -11,14 +11,14 @@ from typing import Any
 
 import eval_data
 from grader import __version__, formats
-from grader.checks import check_upload
+from grader.checks import prepare_upload
 from grader.errors import PlatformError
 from grader.limits import Limits
 from grader.runner import Job, Progress, Runner
 from grader.tasks import get_task
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[str, str], tuple[float, eval_data.Dataset]] = {}
+_cache: dict[tuple[str, str], tuple[int, eval_data.Dataset]] = {}
 
 
 def load_dataset(task: str, root: Path) -> eval_data.Dataset:
@@ -29,7 +29,7 @@ def load_dataset(task: str, root: Path) -> eval_data.Dataset:
     try:
         stamp = manifest.stat().st_mtime_ns
     except FileNotFoundError:
-        stamp = -1.0
+        stamp = -1
     with _cache_lock:
         hit = _cache.get(key)
         if hit and hit[0] == stamp:
@@ -69,6 +69,7 @@ class Evaluation:
             "params": self.params,
             "dataset_hash": self.dataset_hash,
             "grader_version": self.grader_version,
+            "runner": self.runner,
         }
         return data
 
@@ -99,14 +100,16 @@ def evaluate(
     kind = get_task(task)
     limits = limits or Limits()
     threshold = kind.default_threshold if threshold is None else threshold
-    fmt = check_upload(Path(model_path), allowed_formats=allowed_formats, max_bytes=limits.max_file_bytes)
+    fmt, model = prepare_upload(
+        Path(model_path), allowed_formats=allowed_formats, max_bytes=limits.max_file_bytes
+    )
     dataset = load_dataset(task, data_dir)
     if on_loaded:
         on_loaded(dataset)
     job = Job(
         task=task,
         format=fmt,
-        model=Path(model_path).read_bytes(),
+        model=model,
         device=device,
         batch_size=batch_size,
         limits=limits,

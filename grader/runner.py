@@ -9,6 +9,7 @@ or network): for a student's own machine only. Grading hosts use ``grader.sandbo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -17,11 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 import numpy as np
 
+from grader import formats
 from grader.errors import GradingError, PlatformError
 from grader.limits import Limits
 from grader.protocol import (
@@ -44,7 +46,7 @@ class Job:
     model: bytes
     device: str = "cpu"
     batch_size: int = 32
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
 
     def header(self) -> dict[str, object]:
         return {
@@ -76,6 +78,21 @@ class Runner(Protocol):
     ) -> Prediction: ...
 
 
+class ModelProcess(Protocol):
+    """What ``run_protocol`` needs of a started model process (``subprocess.Popen`` has it)."""
+
+    @property
+    def stdin(self) -> IO[bytes] | None: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    @property
+    def stderr(self) -> IO[bytes] | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 class _TailBuffer:
     """Keeps the last ``limit`` bytes of a stream (a chatty model cannot fill memory)."""
 
@@ -86,13 +103,19 @@ class _TailBuffer:
         self._thread.start()
 
     def _pump(self, stream: IO[bytes]) -> None:
-        for chunk in iter(lambda: stream.read(65536), b""):
+        # read1: whatever has arrived, so that peek() sees a live stream
+        read = getattr(stream, "read1", stream.read)
+        for chunk in iter(lambda: read(65536), b""):
             self._data += chunk
             if len(self._data) > 2 * self._limit:
                 del self._data[: -self._limit]
 
     def text(self) -> str:
         self._thread.join(timeout=2)
+        return self.peek()
+
+    def peek(self) -> str:
+        """What arrived so far, without waiting for the stream to end."""
         return bytes(self._data[-self._limit :]).decode(errors="replace")
 
 
@@ -100,28 +123,34 @@ def _feed(stream: IO[bytes], job: Job, inputs: np.ndarray) -> None:
     try:
         write_message(stream, job.header(), job.model)
         data = np.ascontiguousarray(inputs)
-        write_message(
-            stream, {"type": "inputs", **array_header(data)}, memoryview(data).cast("B")
-        )
+        write_message(stream, {"type": "inputs", **array_header(data)}, data.data.cast("B"))
         stream.close()
     except (BrokenPipeError, OSError, ValueError):
         pass  # the child died early; its exit status tells the story
+
+
+_SIGNAL_LIMITS: dict[int, str] = {signal.SIGXCPU: "cpu_time", signal.SIGXFSZ: "file_size"}
+
+
+def limit_error(code: str, limits: Limits, count: int) -> GradingError | None:
+    """The student's message for a limit the model ran into, by the code the child reports."""
+    messages = {
+        "memory": f"your model used more than {limits.memory_bytes / (1 << 30):.1f} GB of memory",
+        "cpu_time": f"your model used more than {limits.cpu_seconds} s of CPU time on {count}"
+        " images",
+        "file_size": f"your model tried to write a file larger than {limits.write_bytes >> 20} MB",
+        "disk_full": f"your model wrote more than {limits.tmp_bytes >> 20} MB of temporary files",
+    }
+    return GradingError(code, messages[code]) if code in messages else None
 
 
 def describe_exit(returncode: int | None, limits: Limits, count: int) -> GradingError:
     """Turn a model process that died without a verdict into a message the student can act on."""
     if returncode is not None and returncode < 0:
         sig = -returncode
-        if sig == signal.SIGXCPU:
-            return GradingError(
-                "cpu_time",
-                f"your model used more than {limits.cpu_seconds} s of CPU time on {count} images",
-            )
-        if sig == signal.SIGXFSZ:
-            return GradingError(
-                "file_size",
-                f"your model tried to write a file larger than {limits.write_bytes >> 20} MB",
-            )
+        limit = limit_error(_SIGNAL_LIMITS.get(sig, ""), limits, count)
+        if limit:
+            return limit
         if sig == signal.SIGSYS:
             return GradingError(
                 "forbidden_call",
@@ -134,13 +163,11 @@ def describe_exit(returncode: int | None, limits: Limits, count: int) -> Grading
                 f"your model was killed, most likely for using more than"
                 f" {limits.memory_bytes / (1 << 30):.1f} GB of memory",
             )
-    return GradingError(
-        "model_crashed", "your model's process crashed while loading or predicting"
-    )
+    return GradingError("model_crashed", "your model's process crashed while loading or predicting")
 
 
 def run_protocol(
-    proc: subprocess.Popen[bytes],
+    proc: ModelProcess,
     job: Job,
     inputs: np.ndarray,
     max_output_bytes: int,
@@ -184,11 +211,15 @@ def run_protocol(
                     progress(int(header.get("done", 0)), count)
                 continue
             if kind == "result":
+                # The verdict is in: stop the process now rather than wait for its exit (torch's
+                # teardown takes about a second); what it wrote to stderr is already in the pipe.
+                kill()
                 try:
                     predictions = array_from(header, payload)
                 except ProtocolError as exc:
                     raise GradingError(
-                        "bad_predictions", "the grader could not read your model's predictions",
+                        "bad_predictions",
+                        "the grader could not read your model's predictions",
                         str(exc),
                     ) from exc
                 return Prediction(
@@ -198,14 +229,12 @@ def run_protocol(
                     log=stderr.text(),
                 )
             if kind == "error":
+                kill()
                 code = str(header.get("code", "model_error"))
-                if code == "memory":
-                    raise GradingError(
-                        "memory",
-                        f"your model used more than {limits.memory_bytes / (1 << 30):.1f} GB"
-                        " of memory",
-                        stderr.text(),
-                    )
+                limit = limit_error(code, limits, count)
+                if limit:
+                    limit.detail = stderr.text()
+                    raise limit
                 raise GradingError(
                     code,
                     str(header.get("message", "")),
@@ -226,10 +255,8 @@ def run_protocol(
     finally:
         timer.cancel()
         kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def child_rlimits(limits: Limits) -> Callable[[], None]:
@@ -258,12 +285,19 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class ProcessRunner:
-    """A fresh Python process per job: isolation of memory and crashes, not a security boundary."""
+    """A fresh Python process per job: isolation of memory and crashes, not a security boundary.
+
+    The course zip runs the student's own Python code as it loads, so this runner refuses it
+    unless ``allow_course_zip`` is set: only a student checking their own zip on their own
+    machine should do that. A grading host uses the sandbox, which is why refusing is the
+    default even for ``make_runner(sandboxed=False)``.
+    """
 
     name = "process"
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, *, allow_course_zip: bool = False) -> None:
         self.python = python
+        self.allow_course_zip = allow_course_zip
 
     def command(self) -> Sequence[str]:
         return [self.python, "-m", "grader.child"]
@@ -271,6 +305,12 @@ class ProcessRunner:
     def predict(
         self, job: Job, inputs: np.ndarray, max_output_bytes: int, progress: Progress | None = None
     ) -> Prediction:
+        if job.format == formats.COURSE_ZIP and not self.allow_course_zip:
+            raise GradingError(
+                "needs_sandbox",
+                "the course's submission zip runs your own Python code while loading, so it is"
+                " only graded inside the sandbox",
+            )
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         try:
             proc = subprocess.Popen(
@@ -283,12 +323,12 @@ class ProcessRunner:
                 preexec_fn=child_rlimits(job.limits),
             )
         except OSError as exc:
-            raise PlatformError("runner_unavailable", "could not start the model process", str(exc)) from exc
+            raise PlatformError(
+                "runner_unavailable", "could not start the model process", str(exc)
+            ) from exc
 
         def kill() -> None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
         return run_protocol(proc, job, inputs, max_output_bytes, progress, kill)

@@ -55,6 +55,7 @@ def test_it_gives_each_worker_one_gpu_and_the_hidden_data_read_only(
         assert worker["environment"]["GRADER_DEVICE"] == f"cuda:{devices[0]['device_ids'][0]}"
         # The sandbox needs namespaces, never a privileged container.
         assert not worker.get("privileged")
+        assert "ALL" not in worker.get("cap_add", [])
         profile = next(o for o in worker["security_opt"] if o.startswith("seccomp="))
         assert (ROOT / profile.split("=", 1)[1]).is_file()
 
