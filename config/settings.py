@@ -202,6 +202,8 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
+# WhiteNoise warns about a missing folder on every request until collectstatic has run.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Without DEBUG whitenoise serves the hashed, compressed files collectstatic wrote; with DEBUG it
 # serves straight from the apps so a fresh clone needs no collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
