@@ -13,27 +13,22 @@ Two families, because they are handled differently everywhere downstream:
 from __future__ import annotations
 
 
-class GradingError(Exception):
+class GraderError(Exception):
+    """A coded error with a message for the person who can act on it and a staff-only detail."""
+
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}
+
+
+class GradingError(GraderError):
     """The submitted model was rejected; ``message`` is safe to show the student."""
 
-    def __init__(self, code: str, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
 
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.message, "code": self.code}
-
-
-class PlatformError(Exception):
+class PlatformError(GraderError):
     """The grading host could not do its job; nothing the student did caused it."""
-
-    def __init__(self, code: str, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
-
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.message, "code": self.code}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, tzinfo
-from typing import Any
+
+# Re-exported: pages and the API write results in the grader's JSON convention.
 
 
 def format_score(score: float | None, display: str) -> str:
@@ -29,12 +30,3 @@ def format_local(moment: datetime, zone: tzinfo) -> str:
     """A wall-clock time in ``zone`` with its abbreviation: "Wed 04 Feb 2026, 23:59:59 CET"."""
     local = moment.astimezone(zone)
     return f"{local:%a %d %b %Y, %H:%M:%S} {local.tzname()}"
-
-
-def json_number(value: Any) -> Any:
-    """JSON has no infinity: send it as the string "Infinity" (as the grader's results do)."""
-    if isinstance(value, float) and math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

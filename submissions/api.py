@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from grader.evaluate import json_number
 from leaderboard.access import AuthedRequest, is_staff
-from leaderboard.formatting import json_number
 from leaderboard.models import Challenge, Enrollment
 from leaderboard.services import leaderboard_rows
 from submissions.access import visible_submissions

@@ -6,16 +6,11 @@ means adding one module here (and one in ``grader.tasks``), nothing else.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TypeVar
 
 from eval_data.dataset import Dataset, DatasetError
-
-_KINDS: dict[str, DatasetKind] = {}
-_discovered = False
+from eval_data.registry import Registry
 
 
 class DatasetKind(ABC):
@@ -40,33 +35,7 @@ class DatasetKind(ABC):
         """Write a deterministic synthetic dataset in the course's format to ``root``."""
 
 
-K = TypeVar("K", bound=type[DatasetKind])
-
-
-def register(cls: K) -> K:
-    _KINDS[cls.name] = cls()
-    return cls
-
-
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    _discovered = True
-
-
-def get_kind(name: str) -> DatasetKind:
-    _discover()
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown task kind {name!r}; known: {', '.join(sorted(_KINDS))}"
-        ) from None
-
-
-def kind_names() -> list[str]:
-    _discover()
-    return sorted(_KINDS)
+_registry: Registry[DatasetKind] = Registry(__name__, "task kind", DatasetError)
+register = _registry.register
+get_kind = _registry.get
+kind_names = _registry.names

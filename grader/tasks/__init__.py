@@ -8,18 +8,14 @@ a kind. These modules use numpy only: the web process imports them for task meta
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from abc import ABC, abstractmethod
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from eval_data.registry import Registry
 from grader.errors import GradingError
-
-_TASKS: dict[str, TaskKind] = {}
-_discovered = False
 
 
 class TaskKind(ABC):
@@ -126,31 +122,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-T = TypeVar("T", bound=type[TaskKind])
-
-
-def register(cls: T) -> T:
-    _TASKS[cls.name] = cls()
-    return cls
-
-
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    _discovered = True
-
-
-def get_task(name: str) -> TaskKind:
-    _discover()
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(_TASKS))}") from None
-
-
-def task_names() -> list[str]:
-    _discover()
-    return sorted(_TASKS)
+_registry: Registry[TaskKind] = Registry(__name__, "task", ValueError)
+register = _registry.register
+get_task = _registry.get
+task_names = _registry.names

@@ -22,7 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from leaderboard.formatting import json_number
+from grader.evaluate import json_number
 from leaderboard.models import Challenge, Course, Enrollment, Semester
 from submissions.models import ApiToken, Submission
 
