@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--challenge", required=True, choices=task_names())
         cmd.add_argument("--data", type=Path, required=(name == "evaluate"))
         cmd.add_argument("--threshold", type=float)
-        cmd.add_argument("--device", default="cpu", help="cpu or cuda:N")
+        cmd.add_argument(
+            "--device",
+            default=os.environ.get("GRADER_DEVICE", "cpu"),
+            help="cpu or cuda:N (default: $GRADER_DEVICE, else cpu)",
+        )
         cmd.add_argument("--batch-size", type=int, default=32)
         cmd.add_argument("--max-params", type=int, default=5_000_000)
         cmd.add_argument("--max-file-mb", type=int)

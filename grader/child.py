@@ -206,7 +206,7 @@ def safe_message(exc: BaseException) -> str:
     them, so decimals are dropped and a message with many numbers keeps only its words.
     """
     lines = str(exc).strip().splitlines()
-    text = re.sub(r"-?\d+\.\d*(e-?\d+)?", "…", lines[0] if lines else "")
+    text = re.sub(r"-?\d*\.\d+([eE][-+]?\d+)?|-?\d+[eE][-+]?\d+", "…", lines[0] if lines else "")
     if len(re.findall(r"\d+", text)) > 8:
         text = re.sub(r"\d+", "…", text)
     return text[:200] or "(no message)"

@@ -53,8 +53,9 @@ def _zip_format(path: Path) -> str | None:
             if any(n.endswith("/data.pkl") for n in names):
                 raise GradingError(
                     "state_dict_only",
-                    "this file holds saved tensors (torch.save) but no program: the grader"
-                    " cannot rebuild your model from weights alone; " + HOW_TO_EXPORT,
+                    "this file was written by torch.save (a state_dict or a pickled module),"
+                    " which the grader does not load: pickles can run code, and weights alone"
+                    " do not say how to build the model; " + HOW_TO_EXPORT,
                 )
     except (zipfile.BadZipFile, OSError):
         return None
