@@ -1,8 +1,8 @@
 """Reaching the real services some tests need: PostgreSQL and Redis on 127.0.0.1.
 
 A missing service fails the test with a message saying what to start; it never skips, so a CI
-run without its services cannot pass by testing less. Deselect locally with
-``-m "not services"`` on a machine that has neither.
+run without its services cannot pass by testing less. ``make test`` runs the platform and
+integration tests a second time with ``DATABASE_URL`` and ``CELERY_BROKER_URL`` pointing here.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import os
 import socket
 
 import pytest
-
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -27,8 +24,7 @@ def _reachable(host: str, port: int) -> bool:
 def require_service(name: str, host: str, port: int) -> None:
     if not _reachable(host, port):
         pytest.fail(
-            f"{name} is not reachable at {host}:{port}; start it, or deselect these tests with"
-            f" -m 'not services' (CI={os.environ.get('CI', '')!r})",
+            f"{name} is not reachable at {host}:{port}; start it (CI={os.environ.get('CI', '')!r})",
             pytrace=False,
         )
 
