@@ -66,6 +66,18 @@ def current_layout() -> Layout:
     )
 
 
+#: where host paths under /tmp are bound: the sandbox's own /tmp (the zygote's, then each job's
+#: fresh one) is mounted over /tmp and would hide a runtime or repo that lives there
+RELOCATED = "/run/host"
+
+
+def inside(path: str) -> str:
+    """Where the host ``path`` appears in the sandbox."""
+    if path == "/tmp" or path.startswith("/tmp/"):
+        return RELOCATED + path
+    return path
+
+
 def _parents(paths: Iterable[str]) -> list[str]:
     """Every ancestor folder of ``paths``, outermost first, each once."""
     seen: list[str] = []
@@ -117,19 +129,20 @@ def command(bwrap: str, layout: Layout, control_fd: int, *, gpu: bool = False) -
     binds = [*layout.runtime, *layout.packages]
     # Folders bwrap creates for bind targets would otherwise be 0700 root: uid 65534 could not
     # reach the runtime and Python would silently fall back to Debian's /usr/lib/python3.
-    for parent in _parents(binds):
+    for parent in _parents(inside(path) for path in binds):
         args += ["--perms", "0755", "--dir", parent]
     for path in binds:
-        args += ["--ro-bind", path, path]
+        args += ["--ro-bind", path, inside(path)]
     # The zygote's own /tmp: writable because importing torch insists on a usable temporary
     # folder, small, and never seen by a job, which mounts a fresh one over it.
     args += ["--perms", "0700", "--size", str(16 << 20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     args += ["--chdir", "/"]
-    for key, value in sorted(clean_env({"PYTHONPATH": layout.repo, "TMPDIR": "/tmp"}).items()):
+    env = clean_env({"PYTHONPATH": inside(layout.repo), "TMPDIR": "/tmp"})
+    for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
     args += [
         "--",
-        layout.python,
+        inside(layout.python),
         "-P",  # no script folder or cwd on sys.path: only the runtime and PYTHONPATH
         "-s",
         "-m",
