@@ -24,6 +24,7 @@ from grader.evaluate import evaluate
 from grader.limits import MB, Limits
 from grader.runner import Job, ProcessRunner, clean_env
 from grader.sandbox import SandboxRunner
+from grader.sandbox.bwrap import current_layout, inside
 from tests.grader import attacks
 
 pytestmark = pytest.mark.sandbox
@@ -136,7 +137,11 @@ def _probe(runner: SandboxRunner, tmp_path: Path, body: str, limits: Limits | No
 
 #: all a job may find at /: system folders, the runtime's and the repo's parents, its own /tmp
 SANDBOX_ROOT = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc"}
-SANDBOX_ROOT |= {"tmp", "root", "work"}
+# plus /tmp and the top folders of the runtime and repo binds (/root, /work, or /run for a
+# checkout under /tmp)
+SANDBOX_ROOT |= {"tmp"} | {
+    inside(path).split("/")[1] for path in (*current_layout().runtime, *current_layout().packages)
+}
 
 WRITABLE_CANDIDATES = [
     "/",
