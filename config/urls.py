@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(api_urlpatterns)),
     path("", include("leaderboard.urls")),
+    path("", include("leaderboard.chart_urls")),
     path("", include("submissions.urls")),
 ]

@@ -63,3 +63,16 @@ def challenge_for_member(user: User, slug: str) -> tuple[Challenge, Enrollment |
 def challenge_public(slug: str) -> Challenge:
     """Leaderboards are public: any challenge, by slug."""
     return get_object_or_404(Challenge.objects.select_related("semester__course"), slug=slug)
+
+
+def course_public(slug: str) -> Course:
+    """The archive lists public boards: any course, by slug."""
+    return get_object_or_404(Course, slug=slug)
+
+
+def challenge_for_staff(user: User, slug: str) -> Challenge:
+    """A challenge for its grade book: site staff, or a teaching assistant of its semester."""
+    challenge = challenge_public(slug)
+    if not is_course_staff(user, challenge.semester):
+        raise Http404("no such challenge")
+    return challenge

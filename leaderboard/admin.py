@@ -1,6 +1,27 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
 from leaderboard.models import Challenge, Course, Enrollment, Semester
+from leaderboard.roster import roster_import
+from leaderboard.services import semesters_close, semesters_reopen
+
+
+class RosterUploadForm(forms.Form):
+    roster = forms.FileField(
+        help_text="CSV with a header: username,email,first_name,last_name (commas or semicolons)"
+    )
+
+    def clean_roster(self) -> str:
+        try:
+            return str(self.cleaned_data["roster"].read().decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            raise forms.ValidationError("not a UTF-8 text file", code="encoding") from None
 
 
 @admin.register(Course)
@@ -12,10 +33,53 @@ class CourseAdmin(admin.ModelAdmin):
 
 @admin.register(Semester)
 class SemesterAdmin(admin.ModelAdmin):
-    list_display = ["title", "course", "slug", "starts_on", "is_current", "closed"]
+    list_display = ["title", "course", "slug", "starts_on", "is_current", "closed", "closed_at"]
     list_filter = ["course", "is_current", "closed"]
     list_select_related = ["course"]
     search_fields = ["title", "slug", "course__title"]
+    readonly_fields = ["closed_at"]
+    actions = ["close", "reopen"]
+    change_form_template = "leaderboard/admin_semester_change_form.html"
+
+    @admin.action(
+        description="Close semester (uploads refused, boards final)", permissions=["change"]
+    )
+    def close(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        self.message_user(request, f"{semesters_close(queryset)} semester(s) closed.")
+
+    @admin.action(description="Reopen semester", permissions=["change"])
+    def reopen(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        self.message_user(request, f"{semesters_reopen(queryset)} semester(s) reopened.")
+
+    def get_urls(self) -> list[URLPattern]:
+        roster = path(
+            "<path:object_id>/import-roster/",
+            self.admin_site.admin_view(self.import_roster_view),
+            name="leaderboard_semester_import_roster",
+        )
+        return [roster, *super().get_urls()]
+
+    def import_roster_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        semester = get_object_or_404(Semester, pk=object_id)
+        if not self.has_change_permission(request, semester):
+            raise PermissionDenied
+        form = RosterUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            report = roster_import(semester, form.cleaned_data["roster"])
+            level = messages.WARNING if report.errors else messages.SUCCESS
+            self.message_user(request, f"{semester}: {report}.", level)
+            for error in report.errors[:20]:
+                self.message_user(request, error, messages.ERROR)
+            change = reverse("admin:leaderboard_semester_change", args=[semester.pk])
+            return HttpResponseRedirect(change)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "semester": semester,
+            "form": form,
+            "title": f"Import roster into {semester}",
+        }
+        return TemplateResponse(request, "leaderboard/admin_import_roster.html", context)
 
 
 @admin.register(Challenge)

@@ -84,6 +84,8 @@ class Semester(models.Model):
     starts_on = models.DateField()
     #: no uploads at all once closed, whatever the deadlines say
     closed = models.BooleanField(default=False)
+    #: when it was closed; its boards say "final results" from then on
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_current = models.BooleanField(default=False)
 
     objects = SemesterManager()
@@ -99,6 +101,14 @@ class Semester(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course} · {self.title}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Ticking "closed" in a form records when; the admin actions set both in one UPDATE.
+        if self.closed and self.closed_at is None:
+            self.closed_at = timezone.now()
+        elif not self.closed:
+            self.closed_at = None
+        super().save(*args, **kwargs)
 
 
 class Challenge(models.Model):

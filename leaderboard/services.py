@@ -1,20 +1,24 @@
-"""The ranking, shared by the leaderboard page and the JSON API.
+"""The ranking, shared by the leaderboard page, the staff grade book and the JSON API.
 
 Each enrolled student is ranked by their best graded submission: higher score first (an infinite
-score first of all), ties broken by the earlier upload. Teaching assistants are not ranked.
+score first of all), ties broken by the earlier upload. Ranks are honest: equal scores share a
+rank (1, 2, 2, 4) and are listed earlier upload first. Teaching assistants are not ranked, and
+neither is a submission without a score (failed, still grading, or NaN).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from django.db.models import Count, F, Window
+from django.db.models import Count, F, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
-from leaderboard.models import Challenge, Enrollment
+from leaderboard.models import Challenge, Enrollment, Semester
 
 # The leaderboard reads submissions; submissions never import this module, so no cycle.
 from submissions.models import Submission
@@ -32,48 +36,165 @@ class LeaderboardRow:
     submissions: int
     submitted_at: datetime
     submission_id: uuid.UUID
+    #: to highlight a signed-in student's own row; never shown
+    user_id: int = field(repr=False, default=0)
 
 
-def leaderboard_rows(challenge: Challenge) -> list[LeaderboardRow]:
-    """The ranked rows of ``challenge``: two queries, whatever the number of students."""
-    ranked = Submission.objects.filter(
+@dataclass(frozen=True)
+class Leaderboard:
+    rows: list[LeaderboardRow]
+    #: students enrolled in the challenge's semester, ranked or not
+    enrolled: int
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for row in self.rows if row.passed)
+
+    @property
+    def unranked(self) -> int:
+        """Enrolled students without a graded submission."""
+        return self.enrolled - len(self.rows)
+
+    def index_of(self, user_id: int | None) -> int | None:
+        """Position of the user's row in ``rows``, to find their page."""
+        for index, row in enumerate(self.rows):
+            if row.user_id == user_id:
+                return index
+        return None
+
+
+@dataclass(frozen=True)
+class GradebookRow:
+    """One enrolled student for staff: who they are and how far they got."""
+
+    username: str
+    full_name: str
+    email: str
+    handle: str
+    rank: int | None
+    best_score: float | None
+    mse: float | None
+    passed: bool
+    submissions: int
+    best_submitted_at: datetime | None
+
+
+def _rankable(challenge: Challenge) -> QuerySet[Submission]:
+    return Submission.objects.filter(
         challenge=challenge,
         status=Submission.Status.GRADED,
-        score__isnull=False,
+        # Excludes NULL and, on PostgreSQL, NaN too: there NaN sorts above +inf, so a NaN score
+        # would otherwise win the best-of-many and rank first. SQLite stores NaN as NULL.
+        score__lte=math.inf,
         enrollment__role=Enrollment.Role.STUDENT,
     )
+
+
+def _best_submissions(challenge: Challenge) -> list[dict[str, Any]]:
+    """One query: each student's best submission, best first (window function, both databases)."""
+    order = [F("score").desc(), F("created_at").asc(), F("id").asc()]
     best = (
-        ranked.annotate(
-            position=Window(
-                RowNumber(),
-                partition_by=[F("enrollment_id")],
-                order_by=[F("score").desc(), F("created_at").asc(), F("id").asc()],
-            )
-        )
+        _rankable(challenge)
+        .annotate(position=Window(RowNumber(), partition_by=[F("enrollment_id")], order_by=order))
         .filter(position=1)
-        .select_related("enrollment")
-        .order_by(F("score").desc(), "created_at", "id")
+        .order_by(*order)
+        .values(
+            "id",
+            "enrollment_id",
+            "score",
+            "passed",
+            "created_at",
+            handle=F("enrollment__handle"),
+            user_id=F("enrollment__user_id"),
+            mse=F("metrics__mse"),
+        )
     )
-    counts = dict(
+    # Typed rows would name every field twice; the callers read them by key right below.
+    return cast(list[dict[str, Any]], list(best))
+
+
+def _upload_counts(challenge: Challenge) -> dict[int, int]:
+    """One query: uploads per enrolment to ``challenge`` (a scan of its submissions, no join)."""
+    return dict(
         Submission.objects.filter(challenge=challenge, counts_for_quota=True)
         .values("enrollment_id")
         .annotate(n=Count("id"))
+        .order_by()
         .values_list("enrollment_id", "n")
     )
-    return [
+
+
+def _students(challenge: Challenge) -> QuerySet[Enrollment]:
+    return Enrollment.objects.filter(
+        semester_id=challenge.semester_id, role=Enrollment.Role.STUDENT
+    ).order_by()
+
+
+def _ranks(scores: list[float]) -> list[int]:
+    """Standard competition ranking of scores sorted best first: 1, 2, 2, 4."""
+    ranks: list[int] = []
+    for position, score in enumerate(scores, start=1):
+        # inf == inf in Python, so two perfect models share the first rank.
+        ranks.append(ranks[-1] if ranks and score == scores[position - 2] else position)
+    return ranks
+
+
+def _mse(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def leaderboard_build(challenge: Challenge) -> Leaderboard:
+    """The ranked board of ``challenge``: three queries, whatever the number of students."""
+    best = _best_submissions(challenge)
+    uploads = _upload_counts(challenge)
+    ranks = _ranks([b["score"] for b in best])
+    rows = [
         LeaderboardRow(
             rank=rank,
-            handle=submission.enrollment.handle,
-            # Never None: the query keeps graded submissions with a score only.
-            score=float(submission.score if submission.score is not None else math.nan),
-            mse=submission.mse,
-            passed=bool(submission.passed),
-            submissions=counts.get(submission.enrollment_id, 1),
-            submitted_at=submission.created_at,
-            submission_id=submission.id,
+            handle=b["handle"],
+            score=float(b["score"]),
+            mse=_mse(b["mse"]),
+            passed=bool(b["passed"]),
+            submissions=uploads.get(b["enrollment_id"], 1),
+            submitted_at=b["created_at"],
+            submission_id=b["id"],
+            user_id=b["user_id"],
         )
-        for rank, submission in enumerate(best, start=1)
+        for rank, b in zip(ranks, best, strict=True)
     ]
+    return Leaderboard(rows=rows, enrolled=_students(challenge).count())
+
+
+def leaderboard_rows(challenge: Challenge) -> list[LeaderboardRow]:
+    """The ranked rows of ``challenge`` (the JSON API's view of the board)."""
+    return leaderboard_build(challenge).rows
+
+
+def gradebook_rows(challenge: Challenge) -> list[GradebookRow]:
+    """Every student of the semester, ranked or not, by username: three queries."""
+    best = _best_submissions(challenge)
+    uploads = _upload_counts(challenge)
+    ranks = _ranks([b["score"] for b in best])
+    by_enrollment = {b["enrollment_id"]: (rank, b) for rank, b in zip(ranks, best, strict=True)}
+    rows = []
+    for student in _students(challenge).select_related("user").order_by("user__username"):
+        rank, b = by_enrollment.get(student.pk, (None, None))
+        user = student.user
+        rows.append(
+            GradebookRow(
+                username=user.get_username(),
+                full_name=user.get_full_name(),
+                email=user.email,
+                handle=student.handle,
+                rank=rank,
+                best_score=None if b is None else float(b["score"]),
+                mse=None if b is None else _mse(b["mse"]),
+                passed=b is not None and bool(b["passed"]),
+                submissions=uploads.get(student.pk, 0),
+                best_submitted_at=None if b is None else b["created_at"],
+            )
+        )
+    return rows
 
 
 def challenge_other_semesters(challenge: Challenge) -> list[Challenge]:
@@ -86,3 +207,12 @@ def challenge_other_semesters(challenge: Challenge) -> list[Challenge]:
         .select_related("semester")
         .order_by("-semester__starts_on", "slug")
     )
+
+
+def semesters_close(semesters: QuerySet[Semester]) -> int:
+    """Close the open ones: uploads refused, boards final. Returns how many were closed."""
+    return semesters.filter(closed=False).update(closed=True, closed_at=timezone.now())
+
+
+def semesters_reopen(semesters: QuerySet[Semester]) -> int:
+    return semesters.filter(closed=True).update(closed=False, closed_at=None)

@@ -80,6 +80,7 @@ class DemoSeeder:
         for semester in (current, earlier):
             for challenge in challenges[semester.pk]:
                 self.hidden_data(challenge, seed=1 if semester == current else 2)
+                self.public_samples(challenge, seed=1 if semester == current else 2)
         models = self.demo_models() if build_models else {}
         self.users(current, earlier)
         for semester, names in ((current, BUSY_STUDENTS), (earlier, EARLIER_STUDENTS)):
@@ -175,6 +176,18 @@ class DemoSeeder:
         root.mkdir(parents=True, exist_ok=True)
         get_kind(challenge.task).synth(root, count, seed)
         write_manifest(root, challenge.task)
+
+    def public_samples(self, challenge: Challenge, *, seed: int) -> None:
+        """A few public images beside the hidden set, for the result page's predicted masks."""
+        from eval_data.public import public_dir, synth_public
+
+        if challenge.task != "segmentation":
+            return
+        hidden = Path(challenge.data_path())
+        if (public_dir(hidden) / "test.txt").is_file():
+            return
+        folder = synth_public(hidden, challenge.task, seed)
+        self.say(f"synthesised public sample images for {challenge.slug} into {folder}")
 
     def demo_models(self) -> dict[str, Path]:
         out = Path(settings.GRADER_DEMO_MODELS)

@@ -61,6 +61,8 @@ class Submission(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     #: claims so far; a result is recorded only by the attempt that holds the latest claim
     attempts = models.PositiveSmallIntegerField(default=0)
+    #: storage names of pictures the worker drew after grading: ``{"samples": "figures/..."}``
+    figures = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -72,6 +74,11 @@ class Submission(models.Model):
             ),
             # The leaderboard: graded submissions of one challenge by score.
             models.Index(fields=["challenge", "status", "-score"], name="sub_chal_status_score"),
+            # The board's histogram cache key: the latest finish time of a challenge's graded
+            # submissions (leaderboard.chart_views.histogram_cache_key), read from the index.
+            models.Index(
+                fields=["challenge", "status", "finished_at"], name="sub_chal_status_finished"
+            ),
             # The sweep: queued or running submissions whose message or worker went missing.
             models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
         ]

@@ -34,6 +34,7 @@ from submissions.services import (
     submission_record_rejection,
     submission_record_result,
 )
+from worker.figures import submission_figures_draw
 
 logger = logging.getLogger(__name__)
 
@@ -169,4 +170,13 @@ def grade_claimed(
     except PlatformError as exc:
         submission_record_platform_error(submission, run, exc, give_up=last_try)
         raise
-    submission_record_result(submission, run, evaluation)
+    if submission_record_result(submission, run, evaluation):
+        # After the grade is recorded, best effort: a failure here is logged, never the grade's.
+        submission_figures_draw(
+            submission,
+            runner,
+            fetch=fetched,
+            hidden_dir=data_dir_for(submission),
+            limits=limits_for(submission),
+            device=worker.device,
+        )

@@ -1,0 +1,161 @@
+"""Charts drawn with matplotlib: pure functions from numbers to SVG bytes.
+
+matplotlib is imported on first use, never when the URLs load: most requests draw nothing, and
+the web process should not pay for it at start-up. Figures are built with the object-oriented
+API on the Agg backend (no pyplot, so no global figure state shared between threads). Text stays
+text in the SVG (``svg.fonttype: none``): smaller files, and the labels are searchable.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+BINS = 20
+PASS_COLOUR = "#b03a2e"
+BAR_COLOUR = "#4c72b0"
+IOU_COLOUR = "#dd8452"
+
+_RC = {
+    "svg.fonttype": "none",
+    # Stable ids and no creation date: the same data gives the same bytes.
+    "svg.hashsalt": "leaderboard",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+@cache
+def _matplotlib() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return matplotlib
+
+
+def _figure(width: float, height: float) -> Figure:
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _svg(fig: Figure) -> bytes:
+    out = io.BytesIO()
+    fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Histogram:
+    svg: bytes
+    #: students per bin, lowest bin first (the infinite scores are in the last one)
+    counts: list[int] = field(default_factory=list)
+    #: bin edges, in the units drawn (percent for segmentation)
+    edges: list[float] = field(default_factory=list)
+    #: students whose best score is +inf (a perfect keypoint model), drawn in the top bin
+    infinite: int = 0
+
+
+def best_score_histogram(
+    scores: Sequence[float], threshold: float, *, percent: bool, label: str = "best score"
+) -> Histogram:
+    """A histogram of best scores (one per student) with the pass threshold as a vertical line.
+
+    NaN scores are left out; +inf is clipped into the top bin and counted in the title, -inf
+    into the bottom bin. No scores at all draws a small "no graded submissions yet" figure.
+    """
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    scale = 100.0 if percent else 1.0
+    values = [s for s in scores if not math.isnan(s)]
+    infinite = sum(1 for s in values if s == math.inf)
+    finite = np.array([s * scale for s in values if math.isfinite(s)], dtype=np.float64)
+    line = threshold * scale
+    with _matplotlib().rc_context(_RC):
+        if not values:
+            fig = _figure(6.4, 1.2)
+            ax = fig.add_subplot()
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no graded submissions yet", ha="center", va="center")
+            return Histogram(svg=_svg(fig))
+        low = min([line, *finite]) if finite.size else line
+        high = max([line, *finite]) if finite.size else line
+        if high - low < 1e-9:
+            low, high = low - 1.0, high + 1.0
+        low_clipped = sum(1 for s in values if s == -math.inf)
+        counts, edges = np.histogram(finite, bins=BINS, range=(low, high))
+        counts[-1] += infinite
+        counts[0] += low_clipped
+        fig = _figure(6.4, 3.0)
+        ax = fig.add_subplot()
+        ax.bar(
+            edges[:-1],
+            counts,
+            width=np.diff(edges),
+            align="edge",
+            color=BAR_COLOUR,
+            edgecolor="white",
+            linewidth=0.5,
+        )
+        ax.axvline(line, color=PASS_COLOUR, linewidth=1.5, linestyle="--")
+        top = max(int(counts.max()), 1)
+        ax.text(line, top * 1.04, " pass", color=PASS_COLOUR, ha="left", va="bottom")
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xlabel(f"{label} (%)" if percent else label)
+        ax.set_ylabel("students")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        title = f"{len(values)} students"
+        if infinite:
+            title += f" · {infinite} with an infinite score (MSE 0), in the top bin"
+        ax.set_title(title, loc="left")
+        return Histogram(
+            svg=_svg(fig),
+            counts=[int(c) for c in counts],
+            edges=[float(e) for e in edges],
+            infinite=infinite,
+        )
+
+
+def per_class_bars(
+    names: Sequence[str],
+    accuracy: Sequence[float | None],
+    iou: Sequence[float | None],
+) -> tuple[bytes, list[str]]:
+    """Grouped bars of per-class accuracy and IoU in percent; classes absent from the test set
+    (``None``) are left out. Returns the SVG and the class names drawn."""
+    import numpy as np
+
+    drawn = [
+        (name, acc, jac)
+        for name, acc, jac in zip(names, accuracy, iou, strict=True)
+        if acc is not None and jac is not None
+    ]
+    with _matplotlib().rc_context(_RC):
+        if not drawn:
+            fig = _figure(6.4, 1.2)
+            ax = fig.add_subplot()
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no labelled classes", ha="center", va="center")
+            return _svg(fig), []
+        x = np.arange(len(drawn))
+        width = 0.4
+        fig = _figure(max(4.0, 0.45 * len(drawn) + 1.5), 3.2)
+        ax = fig.add_subplot()
+        ax.bar(x - width / 2, [a * 100 for _, a, _ in drawn], width, label="accuracy")
+        ax.bar(x + width / 2, [j * 100 for _, _, j in drawn], width, label="IoU", color=IOU_COLOUR)
+        ax.set_xticks(x, [name for name, _, _ in drawn], rotation=45, ha="right")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("%")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, ncols=2)
+        ax.set_title("Per class, on the hidden test set", loc="left")
+        return _svg(fig), [name for name, _, _ in drawn]
