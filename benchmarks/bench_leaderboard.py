@@ -5,7 +5,8 @@ leaderboard_bench``; the database is created if missing and migrated), it seeds 
 with 2,000 enrolled students × 20 uploads each (200 × 20 with ``--quick``) with ``bulk_create``,
 then times
 
-a. the public board page through Django's test client (queries counted once, then N renders),
+a. the public board page through Django's test client, cold (the board ranked anew, as right
+   after a new upload or result) and warm (served from the cache between two results),
 b. the signed-in student's view of the same page (their row highlighted, "jump to my row"),
 c. ``leaderboard_rows`` alone.
 
@@ -229,14 +230,28 @@ def main(argv: list[str] | None = None) -> int:
         response = signed_in.get(url_path)
         assert response.status_code == 200, response.status_code
 
+    from leaderboard.services import leaderboard_compute, leaderboard_forget
+
+    def cold_page() -> None:
+        leaderboard_forget()  # as right after a new upload or result: ranked again
+        page()
+
     rows = leaderboard_rows(challenge)
     log(f"board: {len(rows):,} ranked rows, {sum(r.passed for r in rows):,} passed")
-    log(f"  page queries: {count_queries(page)} anonymous, {count_queries(own_page)} signed in")
-    p95 = timed("board page, anonymous", runs, page)
-    timed("board page, signed-in student", runs, own_page)
-    timed("leaderboard_rows alone", runs, lambda: leaderboard_rows(challenge))
+    leaderboard_forget()
+    log(f"  page queries: {count_queries(page)} cold, {count_queries(page)} warm (anonymous)")
+    leaderboard_forget()
+    cold_own, warm_own = count_queries(own_page), count_queries(own_page)
+    log(f"  page queries: {cold_own} cold, {warm_own} warm (signed in)")
+    cold = timed("board page, anonymous, board ranked anew", runs, cold_page)
+    p95 = timed("board page, anonymous, between two results", runs, page)
+    timed("board page, signed-in student, between two results", runs, own_page)
+    timed("leaderboard_compute alone (the ranking)", runs, lambda: leaderboard_compute(challenge))
     verdict = "OK" if p95 <= 50 else "SLOWER than"
-    log(f"{verdict} the 50 ms target for p95 of the anonymous page ({p95:.1f} ms)")
+    log(
+        f"{verdict} the 50 ms target for p95 of the anonymous page between two results"
+        f" ({p95:.1f} ms; {cold:.1f} ms when the board is ranked anew)"
+    )
     return 0
 
 

@@ -221,6 +221,19 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
 }
 
+# --- cache ------------------------------------------------------------------------------------
+
+# Computed leaderboards and charts. Per process by default; CACHE_URL=redis://… shares them
+# between web processes.
+CACHE_URL = env_str("CACHE_URL", "")
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- email ------------------------------------------------------------------------------------
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

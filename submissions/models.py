@@ -79,6 +79,10 @@ class Submission(models.Model):
             models.Index(
                 fields=["challenge", "status", "finished_at"], name="sub_chal_status_finished"
             ),
+            # The board's cache key (leaderboard.services.board_version): the latest upload to a
+            # challenge and its latest finished grading, each one index lookup.
+            models.Index(fields=["challenge", "created_at"], name="sub_chal_created"),
+            models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
             # The sweep: queued or running submissions whose message or worker went missing.
             models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
         ]

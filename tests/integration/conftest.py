@@ -149,6 +149,17 @@ def integration_settings(settings: Any, shared_dirs: dict[str, Path]) -> Any:
     return settings
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Computed boards and charts are cached per process; each test starts without them."""
+    from django.core.cache import cache
+
+    from leaderboard.services import leaderboard_forget
+
+    cache.clear()
+    leaderboard_forget()
+
+
 @pytest.fixture
 def semester(transactional_db: Any) -> Semester:
     course = Course.objects.create(

@@ -87,4 +87,12 @@ def test_it_takes_a_student_from_sign_in_to_a_graded_result(
 
     page.goto(f"{live_server.url}/challenges/{keypoints.slug}/leaderboard/")
     handle = student.enrollments.get().handle
-    expect(page.locator("body")).to_contain_text(handle)
+    mine = page.locator("tr.mine")
+    expect(mine).to_contain_text(handle)
+    expect(mine).to_contain_text("(you)")
+    # The histogram of best scores is drawn by the server and actually loads.
+    histogram = page.locator("figure.histogram img")
+    expect(histogram).to_be_visible()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=histogram.element_handle()
+    )

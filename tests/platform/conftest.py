@@ -67,6 +67,17 @@ def platform_settings(settings: Any, tmp_path: Path, data_root: Path) -> Any:
     return settings
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Computed boards and charts are cached per process; each test starts without them."""
+    from django.core.cache import cache
+
+    from leaderboard.services import leaderboard_forget
+
+    cache.clear()
+    leaderboard_forget()
+
+
 @dataclass
 class Sent:
     name: str

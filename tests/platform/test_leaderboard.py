@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from django.utils import timezone
 
 from leaderboard.models import Enrollment
 from leaderboard.services import leaderboard_rows
@@ -106,13 +107,32 @@ def test_it_builds_the_page_in_a_constant_number_of_queries(
         graded(enrollment, challenge, 10.0 * (number + 1))
         graded(enrollment, challenge, 5.0)
 
-    # the challenge with its semester and course; the best submission per student with its
-    # enrolment; the upload counts; the number of enrolled students; the same challenge in
-    # other semesters
-    with django_assert_num_queries(5):
+    # the challenge with its semester and course; the board's version (latest upload and
+    # result); the best submission per student with its enrolment; the upload counts; the
+    # number of enrolled students; the same challenge in other semesters
+    with django_assert_num_queries(6):
         response = client.get(f"/challenges/{challenge.slug}/leaderboard/")
-
     assert len(response.context["page"].object_list) == 6
+
+    # again, with the board computed: the challenge; the board's version; other semesters
+    with django_assert_num_queries(3):
+        again = client.get(f"/challenges/{challenge.slug}/leaderboard/")
+    assert again.context["page"].object_list == response.context["page"].object_list
+
+
+def test_it_shows_a_new_result_at_once_despite_the_cached_board(client, challenge, students):
+    first, second = students(2)
+    graded(first, challenge, 50.0)
+    graded(second, challenge, 40.0)
+    before = client.get(f"/challenges/{challenge.slug}/leaderboard/").context["page"].object_list
+    assert [row.handle for row in before] == [first.handle, second.handle]
+
+    graded(second, challenge, 60.0, minutes_ago=1, finished_at=timezone.now())
+
+    after = client.get(f"/challenges/{challenge.slug}/leaderboard/").context["page"].object_list
+    ranked = [(row.handle, row.score) for row in after]
+    assert ranked == [(second.handle, 60.0), (first.handle, 50.0)]
+    assert after[0].submissions == 2
 
 
 def test_it_links_to_the_same_challenge_in_earlier_semesters(client, challenge, earlier_semester):
