@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.bench_grader", "benchmarks.bench_sandbox"]
+BENCHMARKS = [
+    "benchmarks.bench_grader",
+    "benchmarks.bench_sandbox",
+    "benchmarks.bench_leaderboard",
+]
 
 
 def main() -> int:
