@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, tzinfo
+from typing import Any
 
 # Re-exported: pages and the API write results in the grader's JSON convention.
 
 
-def format_score(score: float | None, display: str) -> str:
+def _number(value: Any) -> float | None:
+    """A figure read from stored metrics: JSON gives numbers, "Infinity", or nothing at all."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def format_score(score: Any, display: str) -> str:
     """``display`` is the task kind's ``score_display``: "number" or "percent"."""
+    score = _number(score)
     if score is None or math.isnan(score):
         return "—"
     if math.isinf(score):
@@ -19,7 +31,8 @@ def format_score(score: float | None, display: str) -> str:
     return f"{score:.2f}"
 
 
-def format_mse(mse: float | None) -> str:
+def format_mse(mse: Any) -> str:
+    mse = _number(mse)
     if mse is None or math.isnan(mse):
         return "—"
     # Students compare against their own evaluation to 1e-6.

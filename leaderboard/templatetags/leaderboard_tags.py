@@ -15,12 +15,12 @@ register = template.Library()
 
 
 @register.filter
-def score(value: float | None, challenge: Challenge) -> str:
+def score(value: object, challenge: Challenge) -> str:
     return format_score(value, challenge.kind.score_display)
 
 
 @register.filter
-def mse(value: float | None) -> str:
+def mse(value: object) -> str:
     return format_mse(value)
 
 

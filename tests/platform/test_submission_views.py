@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from leaderboard.models import Enrollment
 from submissions.models import GradingRun, Submission
-from tests.platform.conftest import graded, make_submission
+from tests.platform.conftest import graded, make_challenge, make_submission
 
 
 def run_for(submission: Submission, **fields) -> GradingRun:
@@ -185,3 +185,24 @@ def test_it_answers_400_for_a_malformed_id(client, student):
     client.force_login(student)
 
     assert client.get("/submissions/live/", {"id": "nope"}).status_code == 400
+
+
+def test_it_shows_a_segmentation_result_whose_metrics_lack_extra_figures(
+    client, student, enrollment, semester
+):
+    # Seeded or older results may carry only the ranking figure.
+    segmentation = make_challenge(semester, task="segmentation", slug="seg", threshold=0.64)
+    submission = make_submission(
+        enrollment,
+        segmentation,
+        status=Submission.Status.GRADED,
+        score=0.7,
+        passed=True,
+        metrics={"accuracy": 0.7},
+    )
+    client.force_login(student)
+
+    page = client.get(f"/submissions/{submission.pk}/")
+
+    assert page.status_code == 200
+    assert "70.00 %" in page.content.decode()
