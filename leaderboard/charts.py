@@ -54,6 +54,15 @@ def _svg(fig: Figure) -> bytes:
     return out.getvalue()
 
 
+def _message(text: str) -> bytes:
+    """A small figure holding only ``text``: the empty state of a chart."""
+    fig = _figure(6.4, 1.2)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return _svg(fig)
+
+
 @dataclass(frozen=True)
 class Histogram:
     svg: bytes
@@ -83,11 +92,7 @@ def best_score_histogram(
     line = threshold * scale
     with _matplotlib().rc_context(_RC):
         if not values:
-            fig = _figure(6.4, 1.2)
-            ax = fig.add_subplot()
-            ax.set_axis_off()
-            ax.text(0.5, 0.5, "no graded submissions yet", ha="center", va="center")
-            return Histogram(svg=_svg(fig))
+            return Histogram(svg=_message("no graded submissions yet"))
         low = min([line, *finite]) if finite.size else line
         high = max([line, *finite]) if finite.size else line
         if high - low < 1e-9:
@@ -142,11 +147,7 @@ def per_class_bars(
     ]
     with _matplotlib().rc_context(_RC):
         if not drawn:
-            fig = _figure(6.4, 1.2)
-            ax = fig.add_subplot()
-            ax.set_axis_off()
-            ax.text(0.5, 0.5, "no labelled classes", ha="center", va="center")
-            return _svg(fig), []
+            return _message("no labelled classes"), []
         x = np.arange(len(drawn))
         width = 0.4
         fig = _figure(max(4.0, 0.45 * len(drawn) + 1.5), 3.2)
