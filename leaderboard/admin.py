@@ -10,6 +10,7 @@ from django.urls import URLPattern, path, reverse
 from leaderboard.models import Challenge, Course, Enrollment, Semester
 from leaderboard.roster import roster_import
 from leaderboard.services import semesters_close, semesters_reopen
+from submissions.admin import has_regrade_permission, regrade_batches_start
 
 
 class RosterUploadForm(forms.Form):
@@ -105,6 +106,18 @@ class ChallengeAdmin(admin.ModelAdmin):
             },
         ),
     ]
+    actions = ["regrade_challenge"]
+
+    def has_regrade_permission(self, request: HttpRequest) -> bool:
+        return has_regrade_permission(request)
+
+    @admin.action(description="Re-grade all submissions", permissions=["regrade"])
+    def regrade_challenge(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
+        challenges = dict.fromkeys(queryset.select_related("semester__course"))
+        queued, refusals = regrade_batches_start(request, challenges, "admin: re-grade challenge")
+        self.message_user(request, f"{queued} submission(s) queued for re-grading.")
+        for refusal in refusals:
+            self.message_user(request, refusal, messages.ERROR)
 
 
 @admin.register(Enrollment)

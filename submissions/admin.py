@@ -1,9 +1,32 @@
-from django.contrib import admin
-from django.db.models import QuerySet
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from submissions.models import ApiToken, GradingRun, Submission
-from submissions.services import submission_regrade
+from leaderboard.models import Challenge
+from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
+from submissions.regrade import PENDING_RUNS, RegradeRefused, regrade_batch_start
+
+
+def has_regrade_permission(request: HttpRequest) -> bool:
+    return request.user.has_perm("submissions.regrade_submission")
+
+
+def regrade_batches_start(
+    request: HttpRequest, challenges: dict[Challenge, list[Submission] | None], reason: str
+) -> tuple[int, list[str]]:
+    """Start one batch per challenge for the admin actions: (attempts queued, refusals)."""
+    queued, refusals = 0, []
+    for challenge, chosen in challenges.items():
+        try:
+            batch = regrade_batch_start(challenge, request.user, reason, submissions=chosen)
+        except RegradeRefused as exc:
+            refusals.append(str(exc))
+        else:
+            queued += batch.total
+    return queued, refusals
+
 
 RUN_FIELDS = (
     "attempt",
@@ -66,7 +89,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "attempts",
         "metrics",
     ]
-    actions = ["regrade"]
+    actions = ["regrade_selected"]
 
     @admin.display(ordering="enrollment__handle")
     def handle(self, obj: Submission) -> str:
@@ -76,10 +99,20 @@ class SubmissionAdmin(admin.ModelAdmin):
     def username(self, obj: Submission) -> str:
         return obj.enrollment.user.get_username()
 
-    @admin.action(description="Re-grade selected submissions", permissions=["change"])
-    def regrade(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
-        queued = sum(submission_regrade(s) for s in queryset.select_related("challenge"))
-        self.message_user(request, f"{queued} submission(s) queued for grading again.")
+    def has_regrade_permission(self, request: HttpRequest) -> bool:
+        return has_regrade_permission(request)
+
+    @admin.action(description="Re-grade selected submissions", permissions=["regrade"])
+    def regrade_selected(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
+        by_challenge: dict[Challenge, list[Submission] | None] = {}
+        for submission in queryset.select_related("challenge__semester"):
+            chosen = by_challenge.setdefault(submission.challenge, [])
+            assert chosen is not None
+            chosen.append(submission)
+        queued, refusals = regrade_batches_start(request, by_challenge, "admin: re-grade selected")
+        self.message_user(request, f"{queued} submission(s) queued for re-grading.")
+        for refusal in refusals:
+            self.message_user(request, refusal, messages.ERROR)
 
 
 @admin.register(GradingRun)
@@ -98,6 +131,68 @@ class GradingRunAdmin(admin.ModelAdmin):
     list_select_related = ["submission__challenge", "submission__enrollment"]
     search_fields = ["submission__id", "submission__enrollment__handle", "worker_host"]
     raw_id_fields = ["submission"]
+
+
+BATCH_FIELDS = (
+    "challenge",
+    "created_by",
+    "reason",
+    "dry_run",
+    "status",
+    "total",
+    "created_at",
+    "finished_at",
+    "progress",
+    "report",
+)
+
+
+@admin.register(RegradeBatch)
+class RegradeBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "challenge",
+        "status",
+        "dry_run",
+        "progress",
+        "created_by",
+        "created_at",
+        "report",
+    ]
+    list_filter = ["status", "dry_run", "challenge"]
+    list_select_related = ["challenge", "created_by"]
+    fields = readonly_fields = BATCH_FIELDS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegradeBatch]:
+        # Progress in the page's one query, not one per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                done=Count("runs", filter=~Q(runs__outcome__in=PENDING_RUNS)),
+                failed=Count(
+                    "runs",
+                    filter=Q(
+                        runs__outcome__in=[
+                            GradingRun.Outcome.REJECTED,
+                            GradingRun.Outcome.PLATFORM_ERROR,
+                        ]
+                    ),
+                ),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, obj: RegradeBatch) -> str:
+        done, failed = getattr(obj, "done", 0), getattr(obj, "failed", 0)
+        return f"{done} of {obj.total} graded, {failed} failure(s)"
+
+    @admin.display(description="report")
+    def report(self, obj: RegradeBatch) -> str:
+        return format_html('<a href="{}">changes</a>', reverse("regrade_report", args=[obj.pk]))
 
 
 @admin.register(ApiToken)

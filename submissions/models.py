@@ -86,6 +86,7 @@ class Submission(models.Model):
             # The sweep: queued or running submissions whose message or worker went missing.
             models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
         ]
+        permissions = [("regrade_submission", "Can re-grade submissions")]
 
     def __str__(self) -> str:
         return f"{self.challenge.slug} by {self.enrollment.handle} ({self.status})"
@@ -104,8 +105,47 @@ class Submission(models.Model):
         return self.score is not None and math.isinf(self.score)
 
 
+class RegradeBatch(models.Model):
+    """Staff re-grading many submissions of one challenge at once (``submissions.regrade``).
+
+    Its attempts write only to their ``GradingRun``; the leaderboard keeps the old results until
+    the last attempt finishes and the batch is published, all submissions in one transaction.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETE = "complete", "Complete (not published)"
+        PUBLISHED = "published", "Published"
+        CANCELLED = "cancelled", "Cancelled"
+
+    challenge = models.ForeignKey(
+        Challenge, on_delete=models.PROTECT, related_name="regrade_batches"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField()
+    #: compute the new results and report them, never publish them
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    #: attempts in the batch, one per submission
+    total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "re-grade"
+
+    def __str__(self) -> str:
+        kind = "dry run" if self.dry_run else "re-grade"
+        return f"{kind} of {self.challenge.slug} #{self.pk} ({self.status})"
+
+
 class GradingRun(models.Model):
     class Outcome(models.TextChoices):
+        #: a re-grade attempt not yet claimed by a worker
+        QUEUED = "queued", "Queued (re-grade)"
         RUNNING = "running", "Running"
         GRADED = "graded", "Graded"
         REJECTED = "rejected", "Rejected (the model's fault)"
@@ -130,9 +170,21 @@ class GradingRun(models.Model):
     error = models.TextField(blank=True)
     #: staff only: the model's stderr and internals may echo hidden test inputs
     log = models.TextField(blank=True)
+    #: set for re-grade attempts: their outcome stays here until the batch is published
+    batch = models.ForeignKey(
+        RegradeBatch, on_delete=models.CASCADE, null=True, blank=True, related_name="runs"
+    )
+    #: re-grades: the new verdict, and the submission's score and verdict when the batch started
+    passed = models.BooleanField(null=True, blank=True)
+    previous_score = models.FloatField(null=True, blank=True)
+    previous_passed = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at"]
+        indexes = [
+            # A batch's progress and "is this the last attempt?": its runs by outcome.
+            models.Index(fields=["batch", "outcome"], name="run_batch_outcome"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} of {self.submission_id}: {self.outcome}"

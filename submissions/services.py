@@ -177,26 +177,6 @@ def submission_enqueue(submission: Submission) -> None:
     transaction.on_commit(partial(_send, str(submission.pk), soft, hard), robust=True)
 
 
-def submission_regrade(submission: Submission) -> bool:
-    """Queue a finished submission again (staff); False if it is still queued or running."""
-    with transaction.atomic():
-        updated = Submission.objects.filter(
-            pk=submission.pk, status__in=[Submission.Status.GRADED, Submission.Status.FAILED]
-        ).update(
-            status=Submission.Status.QUEUED,
-            score=None,
-            passed=None,
-            metrics={},
-            error="",
-            queued_at=timezone.now(),
-            started_at=None,
-            finished_at=None,
-        )
-        if updated:
-            submission_enqueue(submission)
-    return bool(updated)
-
-
 # --- the worker's side ------------------------------------------------------------------------
 
 

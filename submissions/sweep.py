@@ -98,7 +98,10 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
             return False
         note = "the worker went away: no result after the hard time limit"
         lost = GradingRun.objects.filter(
-            submission=submission, outcome=GradingRun.Outcome.RUNNING
+            # A re-grade attempt of the same submission is not this claim's run.
+            submission=submission,
+            outcome=GradingRun.Outcome.RUNNING,
+            batch__isnull=True,
         ).update(outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=note)
         if not lost:  # the worker died before it could open its run
             GradingRun.objects.create(

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from submissions import account, api, views
+from submissions import account, api, regrade_views, views
 
 urlpatterns = [
     path("challenges/<slug:slug>/", views.challenge_detail, name="challenge_detail"),
     path("submissions/", views.submission_list, name="submission_list"),
     path("submissions/live/", views.submission_live, name="submission_live"),
     path("submissions/<uuid:pk>/", views.submission_detail, name="submission_detail"),
+    path("staff/regrades/<int:pk>/", regrade_views.regrade_report, name="regrade_report"),
     path("accounts/profile/", account.profile, name="profile"),
     path("accounts/profile/token/", account.token_regenerate, name="token_regenerate"),
 ]

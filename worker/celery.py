@@ -14,3 +14,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 #: task names, shared by senders that must not import ``worker.tasks``
 GRADE_SUBMISSION = "worker.tasks.grade_submission"
 SWEEP_STUCK = "worker.tasks.sweep_stuck"
+REGRADE_ATTEMPT = "worker.tasks.regrade_attempt"

@@ -24,10 +24,15 @@ from django.conf import settings
 
 import eval_data
 from grader.errors import GradingError, PlatformError
-from grader.evaluate import evaluate
+from grader.evaluate import Evaluation, evaluate
 from grader.limits import MB, Limits
 from grader.runner import Runner
-from submissions.models import Submission
+from submissions.models import GradingRun, Submission
+from submissions.regrade import (
+    regrade_run_record_platform_error,
+    regrade_run_record_rejection,
+    regrade_run_record_result,
+)
 from submissions.services import (
     grading_run_start,
     submission_record_platform_error,
@@ -103,6 +108,51 @@ def fetched(submission: Submission) -> Iterator[Path]:
         yield path
 
 
+def evaluate_submission(
+    submission: Submission, run: GradingRun, get_runner: Callable[[], Runner], worker: WorkerInfo
+) -> tuple[Evaluation, Runner]:
+    """Run the grader on a submission's file with its challenge's limits: shared by grading and
+    re-grading. ``run`` learns the runner and the dataset hash as they become known.
+
+    Raises ``GradingError`` (the model's fault) or ``PlatformError`` (anything else).
+    """
+    challenge = submission.challenge
+
+    def on_loaded(dataset: eval_data.Dataset) -> None:
+        run.dataset_hash = dataset.dataset_hash
+
+    try:
+        runner = get_runner()
+        run.runner = runner.name
+        with fetched(submission) as path:
+            evaluation = evaluate(
+                path,
+                challenge.task,
+                data_dir_for(submission),
+                runner,
+                threshold=challenge.threshold,
+                limits=limits_for(submission),
+                allowed_formats=tuple(challenge.allowed_formats),
+                device=worker.device,
+                batch_size=settings.GRADER_BATCH_SIZE,
+                on_loaded=on_loaded,
+            )
+    except (GradingError, PlatformError):
+        raise
+    except SoftTimeLimitExceeded as exc:
+        # The model's own wall clock ends well before this: the host is stuck, not the model.
+        raise PlatformError(
+            "soft_time_limit", "grading took longer than the task's time limit"
+        ) from exc
+    except Exception as exc:
+        # A bug or an unexpected host failure: never the student's fault. Retried, and in
+        # the end failed without counting against the quota.
+        raise PlatformError(
+            "internal", "grading failed unexpectedly", traceback.format_exc()
+        ) from exc
+    return evaluation, runner
+
+
 def grade_claimed(
     submission: Submission,
     get_runner: Callable[[], Runner],
@@ -122,7 +172,6 @@ def grade_claimed(
         torch_version=torch_version(),
         runner="",
     )
-    challenge = submission.challenge
     logger.info(
         "submission %s: grading attempt %d on %s (%s)",
         submission.pk,
@@ -131,39 +180,8 @@ def grade_claimed(
         worker.device,
     )
 
-    def on_loaded(dataset: eval_data.Dataset) -> None:
-        run.dataset_hash = dataset.dataset_hash
-
     try:
-        try:
-            runner = get_runner()
-            run.runner = runner.name
-            with fetched(submission) as path:
-                evaluation = evaluate(
-                    path,
-                    challenge.task,
-                    data_dir_for(submission),
-                    runner,
-                    threshold=challenge.threshold,
-                    limits=limits_for(submission),
-                    allowed_formats=tuple(challenge.allowed_formats),
-                    device=worker.device,
-                    batch_size=settings.GRADER_BATCH_SIZE,
-                    on_loaded=on_loaded,
-                )
-        except (GradingError, PlatformError):
-            raise
-        except SoftTimeLimitExceeded as exc:
-            # The model's own wall clock ends well before this: the host is stuck, not the model.
-            raise PlatformError(
-                "soft_time_limit", "grading took longer than the task's time limit"
-            ) from exc
-        except Exception as exc:
-            # A bug or an unexpected host failure: never the student's fault. Retried, and in
-            # the end failed without counting against the quota.
-            raise PlatformError(
-                "internal", "grading failed unexpectedly", traceback.format_exc()
-            ) from exc
+        evaluation, runner = evaluate_submission(submission, run, get_runner, worker)
     except GradingError as exc:
         submission_record_rejection(submission, run, exc)
         return
@@ -180,3 +198,26 @@ def grade_claimed(
             limits=limits_for(submission),
             device=worker.device,
         )
+
+
+def regrade_claimed(
+    run: GradingRun, get_runner: Callable[[], Runner], worker: WorkerInfo, *, last_try: bool
+) -> None:
+    """Grade a claimed re-grade attempt; its outcome goes on ``run`` only (see
+    ``submissions.regrade``). Raises ``PlatformError`` after recording it, as ``grade_claimed``."""
+    run.worker_host = worker.host[:200]
+    run.device = worker.device
+    run.torch_version = torch_version()[:64]
+    GradingRun.objects.filter(pk=run.pk).update(
+        worker_host=run.worker_host, device=run.device, torch_version=run.torch_version
+    )
+    logger.info("re-grade %s: submission %s on %s", run.batch_id, run.submission_id, worker.host)
+    try:
+        evaluation, _ = evaluate_submission(run.submission, run, get_runner, worker)
+    except GradingError as exc:
+        regrade_run_record_rejection(run, exc)
+        return
+    except PlatformError as exc:
+        regrade_run_record_platform_error(run, exc, give_up=last_try)
+        raise
+    regrade_run_record_result(run, evaluation)

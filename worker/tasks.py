@@ -15,10 +15,11 @@ from django.conf import settings
 from grader.errors import PlatformError
 from grader.runner import Runner
 from grader.runners import make_runner
+from submissions.regrade import regrade_run_claim
 from submissions.services import submission_claim
 from submissions.sweep import submissions_sweep
-from worker.celery import GRADE_SUBMISSION, SWEEP_STUCK, app
-from worker.grading import WorkerInfo, grade_claimed
+from worker.celery import GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK, app
+from worker.grading import WorkerInfo, grade_claimed, regrade_claimed
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,25 @@ def grade_submission(self: Task, submission_id: str) -> None:
     try:
         grade_claimed(
             submission, get_runner, WorkerInfo.current(self.request.hostname), last_try=last_try
+        )
+    except PlatformError as exc:
+        if last_try:
+            return
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@app.task(bind=True, name=REGRADE_ATTEMPT, max_retries=settings.GRADER_MAX_RETRIES)
+def regrade_attempt(self: Task, run_id: int) -> None:
+    """One attempt of a re-grade batch: like ``grade_submission``, but the outcome stays on the
+    run until the whole batch is published."""
+    run = regrade_run_claim(run_id)
+    if run is None:
+        logger.info("re-grade run %s: nothing to claim (already taken or done)", run_id)
+        return
+    last_try = self.request.retries >= (self.max_retries or 0)
+    try:
+        regrade_claimed(
+            run, get_runner, WorkerInfo.current(self.request.hostname), last_try=last_try
         )
     except PlatformError as exc:
         if last_try:

@@ -1,8 +1,7 @@
-"""The admin: list pages load in a constant number of queries; re-grading queues again."""
+"""The admin: list pages load in a constant number of queries (re-grading: test_regrade_admin)."""
 
 from __future__ import annotations
 
-from submissions.models import Submission
 from tests.platform.conftest import graded, make_submission
 
 
@@ -31,25 +30,6 @@ def test_it_searches_by_handle(client, staff, enrollment, challenge):
     assert str(submission.pk) in response.content.decode()
 
 
-def test_it_regrades_finished_submissions(
-    client, staff, enrollment, challenge, sent, django_capture_on_commit_callbacks
-):
-    done = graded(enrollment, challenge, 150.0)
-    pending = make_submission(enrollment, challenge)
-    client.force_login(staff)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post(
-            "/admin/submissions/submission/",
-            {"action": "regrade", "_selected_action": [str(done.pk), str(pending.pk)]},
-        )
-
-    done.refresh_from_db()
-    assert done.status == Submission.Status.QUEUED
-    assert done.score is None
-    assert [m.args for m in sent] == [[str(done.pk)]]
-
-
 def test_it_shows_a_submission_with_its_runs(client, staff, enrollment, challenge):
     submission = graded(enrollment, challenge, 150.0)
     client.force_login(staff)
@@ -69,5 +49,6 @@ def test_it_loads_every_changelist(client, staff, enrollment, challenge):
         "leaderboard/enrollment",
         "submissions/gradingrun",
         "submissions/apitoken",
+        "submissions/regradebatch",
     ):
         assert client.get(f"/admin/{model}/").status_code == 200, model
