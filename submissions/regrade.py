@@ -9,7 +9,6 @@ against a quota and never email the student.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +23,7 @@ from django.utils import timezone
 from grader import __version__ as grader_version
 from leaderboard.models import Challenge
 from submissions.models import GradingRun, RegradeBatch, Submission
-from submissions.services import _keep_log, grading_time_limits
+from submissions.services import _keep_log, evaluation_outcome, grading_time_limits
 from worker.celery import REGRADE_ATTEMPT, app
 
 if TYPE_CHECKING:
@@ -168,12 +167,7 @@ def _close(run: GradingRun, outcome: str, **fields: Any) -> None:
 
 
 def regrade_run_record_result(run: GradingRun, evaluation: Evaluation) -> None:
-    challenge = run.submission.challenge
-    raw = evaluation.metrics.get(challenge.score_key)
-    score = float(raw) if isinstance(raw, int | float) and not math.isnan(raw) else None
-    passed = score is not None and score >= challenge.threshold
-    metrics = evaluation.to_json()
-    metrics["passed"] = passed
+    score, passed, metrics = evaluation_outcome(run.submission.challenge, evaluation)
     _close(
         run,
         GradingRun.Outcome.GRADED,

@@ -247,16 +247,27 @@ def _close_run(run: GradingRun, outcome: str, **fields: Any) -> None:
     run.save()
 
 
-def submission_record_result(
-    submission: Submission, run: GradingRun, evaluation: Evaluation
-) -> bool:
-    """A graded model: score, pass/fail and metrics on the submission and its run."""
-    challenge = submission.challenge
+def evaluation_outcome(
+    challenge: Challenge, evaluation: Evaluation
+) -> tuple[float | None, bool, dict[str, Any]]:
+    """Score, pass flag and stored metrics of an evaluation under the challenge's own rules.
+
+    The challenge decides which figure ranks (``score_key``: the pooled accuracy when it is so
+    configured) and its threshold, so both are applied here rather than taken from the grader.
+    """
     raw = evaluation.metrics.get(challenge.score_key)
     score = float(raw) if isinstance(raw, int | float) and not math.isnan(raw) else None
     passed = score is not None and score >= challenge.threshold
     metrics = evaluation.to_json()
     metrics["passed"] = passed
+    return score, passed, metrics
+
+
+def submission_record_result(
+    submission: Submission, run: GradingRun, evaluation: Evaluation
+) -> bool:
+    """A graded model: score, pass/fail and metrics on the submission and its run."""
+    score, passed, metrics = evaluation_outcome(submission.challenge, evaluation)
     with transaction.atomic():
         _close_run(
             run,
@@ -282,7 +293,7 @@ def submission_record_result(
     logger.info(
         "submission %s graded: %s=%s passed=%s (%.1f s)",
         submission.pk,
-        challenge.score_key,
+        submission.challenge.score_key,
         score,
         passed,
         evaluation.seconds,
