@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -10,7 +12,8 @@ from django.urls import URLPattern, path, reverse
 from leaderboard.models import Challenge, Course, Enrollment, Semester
 from leaderboard.roster import roster_import
 from leaderboard.services import semesters_close, semesters_reopen
-from submissions.admin import has_regrade_permission, regrade_batches_start
+from submissions.admin import has_regrade_permission, recent_batches, regrade_confirm
+from submissions.models import RegradeBatch
 
 
 class RosterUploadForm(forms.Form):
@@ -46,7 +49,19 @@ class SemesterAdmin(admin.ModelAdmin):
         description="Close semester (uploads refused, boards final)", permissions=["change"]
     )
     def close(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        running = RegradeBatch.objects.filter(
+            challenge__semester__in=queryset.filter(closed=False),
+            status=RegradeBatch.Status.RUNNING,
+            dry_run=False,
+        ).count()
         self.message_user(request, f"{semesters_close(queryset)} semester(s) closed.")
+        if running:
+            self.message_user(
+                request,
+                f"{running} re-grade(s) still running will not publish while the semester is"
+                " closed: they wait, complete, until it is reopened and they are published.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Reopen semester", permissions=["change"])
     def reopen(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
@@ -107,17 +122,50 @@ class ChallengeAdmin(admin.ModelAdmin):
         ),
     ]
     actions = ["regrade_challenge"]
+    change_form_template = "leaderboard/admin_challenge_change_form.html"
 
     def has_regrade_permission(self, request: HttpRequest) -> bool:
         return has_regrade_permission(request)
 
     @admin.action(description="Re-grade all submissions", permissions=["regrade"])
-    def regrade_challenge(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
-        challenges = dict.fromkeys(queryset.select_related("semester__course"))
-        queued, refusals = regrade_batches_start(request, challenges, "admin: re-grade challenge")
-        self.message_user(request, f"{queued} submission(s) queued for re-grading.")
-        for refusal in refusals:
-            self.message_user(request, refusal, messages.ERROR)
+    def regrade_challenge(
+        self, request: HttpRequest, queryset: QuerySet[Challenge]
+    ) -> HttpResponse | None:
+        return regrade_confirm(self, request, dict.fromkeys(queryset.select_related("semester")))
+
+    def get_urls(self) -> list[URLPattern]:
+        regrade = path(
+            "<int:pk>/regrade/",
+            self.admin_site.admin_view(self.regrade_view),
+            name="leaderboard_challenge_regrade",
+        )
+        return [regrade, *super().get_urls()]
+
+    def regrade_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The challenge page's "Re-grade…" button: the action's confirmation, for this one."""
+        if not has_regrade_permission(request):
+            raise PermissionDenied
+        challenge = get_object_or_404(Challenge.objects.select_related("semester"), pk=pk)
+        response = regrade_confirm(self, request, {challenge: None})
+        if response is None:
+            change = reverse("admin:leaderboard_challenge_change", args=[challenge.pk])
+            return HttpResponseRedirect(f"{change}#regrades")
+        return response
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        challenge = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "regrade_batches": [] if challenge is None else recent_batches(challenge, request),
+            "can_regrade": has_regrade_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Enrollment)

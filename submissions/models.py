@@ -105,6 +105,19 @@ class Submission(models.Model):
         return self.score is not None and math.isinf(self.score)
 
 
+class RegradeBatchQuerySet(models.QuerySet["RegradeBatch"]):
+    def with_progress(self) -> RegradeBatchQuerySet:
+        """Annotated with ``done`` and ``failed`` attempts, in the same query."""
+        pending = [GradingRun.Outcome.QUEUED, GradingRun.Outcome.RUNNING]
+        return self.annotate(
+            done=models.Count(
+                "runs",
+                filter=~models.Q(runs__outcome__in=[*pending, GradingRun.Outcome.CANCELLED]),
+            ),
+            failed=models.Count("runs", filter=models.Q(runs__outcome__in=GradingRun.FAILURES)),
+        )
+
+
 class RegradeBatch(models.Model):
     """Staff re-grading many submissions of one challenge at once (``submissions.regrade``).
 
@@ -132,6 +145,17 @@ class RegradeBatch(models.Model):
     total = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: the challenge's rules when the batch started: publishing refuses if they have changed since
+    threshold = models.FloatField(null=True, blank=True)
+    score_key = models.CharField(max_length=32, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    #: for staff: why a complete batch was held back, or why it was cancelled
+    note = models.TextField(blank=True)
+
+    objects = RegradeBatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -151,6 +175,12 @@ class GradingRun(models.Model):
         REJECTED = "rejected", "Rejected (the model's fault)"
         PLATFORM_ERROR = "platform_error", "Platform error (retried)"
         LOST = "lost", "Lost (worker gone)"
+        #: a re-grade attempt whose batch was cancelled before a worker took it
+        CANCELLED = "cancelled", "Cancelled (re-grade)"
+
+    #: outcomes of a re-grade attempt still to come, and of one that gave no new result
+    PENDING = (Outcome.QUEUED, Outcome.RUNNING)
+    FAILURES = (Outcome.REJECTED, Outcome.PLATFORM_ERROR, Outcome.LOST)
 
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
     attempt = models.PositiveSmallIntegerField()

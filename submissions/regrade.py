@@ -4,6 +4,15 @@ A batch's attempts write only to their ``GradingRun``. When the last one finishe
 complete and, unless it is a dry run, published: every submission takes its new result in one
 transaction, so the leaderboard never shows a half re-graded challenge. Re-grades never count
 against a quota and never email the student.
+
+The life of a batch::
+
+    running ──last attempt──▶ complete ──publish──▶ published
+       │                         │   (automatic unless a dry run, or held: the semester closed,
+       └────────cancel───────────┴──▶ cancelled      the rules changed, newer results exist)
+
+A complete batch (a dry run, or one held back) is published by staff from the admin or with
+``manage.py regrade --publish``; publishing checks again that its results are still the newest.
 """
 
 from __future__ import annotations
@@ -11,13 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.admin.models import ADDITION, LogEntry
+from django.conf import settings
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from grader import __version__ as grader_version
@@ -33,7 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FINISHED = Submission.Status.GRADED, Submission.Status.FAILED
-PENDING_RUNS = GradingRun.Outcome.QUEUED, GradingRun.Outcome.RUNNING
+PENDING_RUNS = GradingRun.PENDING
+LOST_NOTE = "the worker went away: no result after the hard time limit"
 
 
 class RegradeRefused(Exception):
@@ -58,7 +69,28 @@ class Progress:
     failed: int
 
     def __str__(self) -> str:
-        return f"{self.done}/{self.total} graded, {self.failed} failed"
+        return f"{self.done} of {self.total} graded, {self.failed} failure(s)"
+
+    @classmethod
+    def of(cls, batch: RegradeBatch) -> Progress:
+        """From a batch annotated by ``RegradeBatch.objects.with_progress()``, else one query."""
+        if not hasattr(batch, "done"):
+            batch = RegradeBatch.objects.with_progress().get(pk=batch.pk)
+        return cls(done=batch.done, total=batch.total, failed=batch.failed)  # type: ignore[attr-defined]
+
+
+def _log(user: Any, batch: RegradeBatch, flag: int, message: str) -> None:
+    """The admin log's record of who did what to a batch, and why."""
+    if user is None:
+        return
+    LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(RegradeBatch),
+        object_id=str(batch.pk),
+        object_repr=str(batch)[:200],
+        action_flag=flag,
+        change_message=message,
+    )
 
 
 # --- starting ---------------------------------------------------------------------------------
@@ -100,6 +132,8 @@ def regrade_batch_start(
             dry_run=dry_run,
             total=len(rows),
             created_at=now,
+            threshold=challenge.threshold,
+            score_key=challenge.score_key,
         )
         GradingRun.objects.bulk_create(
             GradingRun(
@@ -114,16 +148,13 @@ def regrade_batch_start(
             )
             for pk, score, passed in rows
         )
-        if user is not None:
-            LogEntry.objects.create(
-                user=user,
-                content_type=ContentType.objects.get_for_model(RegradeBatch),
-                object_id=str(batch.pk),
-                object_repr=str(batch)[:200],
-                action_flag=ADDITION,
-                change_message=f"{'Dry run' if dry_run else 'Re-grade'} of {len(rows)}"
-                f" submission(s) of {challenge.slug}: {batch.reason}",
-            )
+        _log(
+            user,
+            batch,
+            ADDITION,
+            f"{'Dry run' if dry_run else 'Re-grade'} of {len(rows)}"
+            f" submission(s) of {challenge.slug}: {batch.reason}",
+        )
         soft, hard = grading_time_limits(challenge)
         for run_id in GradingRun.objects.filter(batch=batch).values_list("pk", flat=True):
             transaction.on_commit(partial(_send, run_id, soft, hard), robust=True)
@@ -161,9 +192,17 @@ def _close(run: GradingRun, outcome: str, **fields: Any) -> None:
         completed = RegradeBatch.objects.filter(
             pk=run.batch_id, status=RegradeBatch.Status.RUNNING
         ).update(status=RegradeBatch.Status.COMPLETE, finished_at=timezone.now())
-        batch = RegradeBatch.objects.get(pk=run.batch_id)
-        if completed and not batch.dry_run:
+        if not completed:  # cancelled while this attempt ran
+            return
+        batch = RegradeBatch.objects.select_related("challenge__semester").get(pk=run.batch_id)
+        if batch.dry_run:
+            return
+        try:
             regrade_batch_publish(batch)
+        except RegradeRefused as exc:
+            # Held, not lost: staff see why on the batch and publish once it is fixed.
+            RegradeBatch.objects.filter(pk=batch.pk).update(note=f"Held back: {exc}")
+            logger.warning("re-grade %s complete but held back: %s", batch.pk, exc)
 
 
 def regrade_run_record_result(run: GradingRun, evaluation: Evaluation) -> None:
@@ -207,21 +246,86 @@ def regrade_run_record_platform_error(
 # --- publishing and reporting -----------------------------------------------------------------
 
 
-def regrade_batch_publish(batch: RegradeBatch) -> int:
+def regrade_batch_check(batch: RegradeBatch) -> None:
+    """Raise ``RegradeRefused`` if publishing ``batch`` now would publish the wrong numbers."""
+    challenge = batch.challenge
+    if challenge.semester.closed:
+        raise RegradeRefused(
+            f"the {challenge.semester} semester is closed: reopen it, then publish the re-grade."
+        )
+    if batch.threshold is not None and batch.threshold != challenge.threshold:
+        raise RegradeRefused(
+            f"the pass threshold changed since the re-grade started ({batch.threshold:g} →"
+            f" {challenge.threshold:g}): start a new re-grade."
+        )
+    if batch.score_key and batch.score_key != challenge.score_key:
+        raise RegradeRefused(
+            f"the ranked figure changed since the re-grade started ({batch.score_key} →"
+            f" {challenge.score_key}): start a new re-grade."
+        )
+    newer = (
+        RegradeBatch.objects.filter(
+            challenge=challenge,
+            status=RegradeBatch.Status.PUBLISHED,
+            created_at__gt=batch.created_at,
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if newer is not None:
+        raise RegradeRefused(
+            f"re-grade #{newer}, started later, is already published: publishing this one would"
+            " bring back older results."
+        )
+    hashes = set(
+        batch.runs.filter(outcome=GradingRun.Outcome.GRADED)
+        .exclude(dataset_hash="")
+        .values_list("dataset_hash", flat=True)
+        .distinct()
+    )
+    if len(hashes) > 1:
+        raise RegradeRefused(
+            "the hidden test data changed while the re-grade ran (its attempts saw"
+            f" {len(hashes)} versions): start a new re-grade."
+        )
+    if hashes:
+        # Uploads graded since then on other data: the test set was replaced after this batch.
+        (used,) = hashes
+        if (
+            GradingRun.objects.filter(
+                submission__challenge=challenge,
+                batch__isnull=True,
+                outcome=GradingRun.Outcome.GRADED,
+                finished_at__gt=batch.created_at,
+            )
+            .exclude(dataset_hash__in=["", used])
+            .exists()
+        ):
+            raise RegradeRefused(
+                "the hidden test data was replaced after this re-grade ran: start a new re-grade."
+            )
+
+
+def regrade_batch_publish(batch: RegradeBatch, user: Any = None) -> int:
     """Give every submission of a complete batch its new result, in one transaction.
 
-    Attempts that gave up on a platform error leave their submission as it was. Returns the
-    number of submissions updated.
+    A dry run is published the same way when staff decide to (``user`` is recorded). Attempts
+    that gave no result (platform error, lost worker) leave their submission as it was. Returns
+    the number of submissions updated.
     """
-    if batch.dry_run:
-        raise RegradeRefused("A dry run is never published.")
     now = timezone.now()
     updated = 0
     with transaction.atomic():
-        if not RegradeBatch.objects.filter(pk=batch.pk, status=RegradeBatch.Status.COMPLETE).update(
-            status=RegradeBatch.Status.PUBLISHED
-        ):
-            raise RegradeRefused(f"Re-grade {batch.pk} is not complete, or already published.")
+        # Locked: two publishes (or a publish and a cancel) of one batch never interleave.
+        locked = (
+            RegradeBatch.objects.select_for_update(of=("self",))
+            .select_related("challenge__semester")
+            .filter(pk=batch.pk, status=RegradeBatch.Status.COMPLETE)
+            .first()
+        )
+        if locked is None:
+            raise RegradeRefused(f"re-grade #{batch.pk} is not complete, or already published.")
+        regrade_batch_check(locked)
         runs = batch.runs.filter(
             outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED]
         )
@@ -236,20 +340,43 @@ def regrade_batch_publish(batch: RegradeBatch) -> int:
                 error="" if graded else run.error,
                 finished_at=now,
             )
+        RegradeBatch.objects.filter(pk=batch.pk).update(
+            status=RegradeBatch.Status.PUBLISHED, published_at=now, published_by=user, note=""
+        )
+        _log(user, batch, CHANGE, f"Published: {updated} submission(s) took the new results.")
     batch.status = RegradeBatch.Status.PUBLISHED
+    batch.published_at, batch.published_by, batch.note = now, user, ""
     logger.info("re-grade %s published: %d submission(s) updated", batch.pk, updated)
     return updated
 
 
+def regrade_batch_cancel(batch: RegradeBatch, user: Any = None, reason: str = "") -> int:
+    """Stop a running batch, or drop a complete one unpublished; nothing is published.
+
+    Attempts not yet taken by a worker are cancelled; those already running finish and are
+    recorded for the report, but the batch no longer completes. Returns the attempts cancelled.
+    """
+    note = f"Cancelled{f' by {user}' if user else ''}" + (f": {reason}" if reason else ".")
+    with transaction.atomic():
+        if (
+            not RegradeBatch.objects.select_for_update()
+            .filter(
+                pk=batch.pk, status__in=[RegradeBatch.Status.RUNNING, RegradeBatch.Status.COMPLETE]
+            )
+            .update(status=RegradeBatch.Status.CANCELLED, finished_at=timezone.now(), note=note)
+        ):
+            raise RegradeRefused(f"re-grade #{batch.pk} is already published or cancelled.")
+        cancelled = batch.runs.filter(outcome=GradingRun.Outcome.QUEUED).update(
+            outcome=GradingRun.Outcome.CANCELLED, finished_at=timezone.now()
+        )
+        _log(user, batch, CHANGE, note)
+    batch.status, batch.note = RegradeBatch.Status.CANCELLED, note
+    logger.info("re-grade %s cancelled: %d attempt(s) not run", batch.pk, cancelled)
+    return cancelled
+
+
 def regrade_batch_progress(batch: RegradeBatch) -> Progress:
-    counts = batch.runs.aggregate(
-        done=Count("pk", filter=~Q(outcome__in=PENDING_RUNS)),
-        failed=Count(
-            "pk",
-            filter=Q(outcome__in=[GradingRun.Outcome.REJECTED, GradingRun.Outcome.PLATFORM_ERROR]),
-        ),
-    )
-    return Progress(done=counts["done"], total=batch.total, failed=counts["failed"])
+    return Progress.of(batch)
 
 
 def regrade_batch_report(batch: RegradeBatch) -> list[Change]:
@@ -272,3 +399,64 @@ def regrade_batch_report(batch: RegradeBatch) -> list[Change]:
         for run in runs
         if run.score != run.previous_score or run.passed != run.previous_passed
     ]
+
+
+# --- the sweep's part -------------------------------------------------------------------------
+
+
+@dataclass
+class RunSweep:
+    resent: list[int]
+    requeued: list[int]
+    lost: list[int]
+
+
+def regrade_runs_sweep(now: datetime) -> RunSweep:
+    """Re-grade attempts whose message or worker went missing, so every batch completes.
+
+    * queued too long in a running batch: the message was lost: send it again;
+    * running past its hard time limit plus the grace period: the worker died. The attempt goes
+      back to the queue, or, once it has had ``GRADER_MAX_ATTEMPTS``, is recorded as lost (the
+      submission keeps its old result) so the rest of the batch can still publish.
+    """
+    report = RunSweep(resent=[], requeued=[], lost=[])
+    stale = GradingRun.objects.filter(
+        batch__status=RegradeBatch.Status.RUNNING,
+        outcome=GradingRun.Outcome.QUEUED,
+        started_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS),
+    ).select_related("submission__challenge")
+    for run in stale:
+        with transaction.atomic():
+            # Conditional on the timestamp read: two sweeps never both send.
+            if GradingRun.objects.filter(
+                pk=run.pk, outcome=GradingRun.Outcome.QUEUED, started_at=run.started_at
+            ).update(started_at=now):
+                soft, hard = grading_time_limits(run.submission.challenge)
+                transaction.on_commit(partial(_send, run.pk, soft, hard), robust=True)
+                report.resent.append(run.pk)
+    grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
+    running = GradingRun.objects.filter(
+        batch__isnull=False, outcome=GradingRun.Outcome.RUNNING, started_at__lt=now - grace
+    ).select_related("submission__challenge")
+    for run in running:
+        soft, hard = grading_time_limits(run.submission.challenge)
+        if run.started_at + timedelta(seconds=hard) + grace > now:
+            continue
+        log = "\n".join(filter(None, [run.log, LOST_NOTE]))
+        if run.attempt + 1 >= settings.GRADER_MAX_ATTEMPTS:
+            _close(run, GradingRun.Outcome.LOST, error_code="lost", log=log)
+            report.lost.append(run.pk)
+            continue
+        with transaction.atomic():
+            if GradingRun.objects.filter(
+                pk=run.pk, outcome=GradingRun.Outcome.RUNNING, started_at=run.started_at
+            ).update(
+                outcome=GradingRun.Outcome.QUEUED,
+                attempt=run.attempt + 1,
+                started_at=now,
+                error_code="lost",
+                log=_keep_log(log),
+            ):
+                transaction.on_commit(partial(_send, run.pk, soft, hard), robust=True)
+                report.requeued.append(run.pk)
+    return report

@@ -7,7 +7,7 @@ queued again (or given up without counting against the quota after too many atte
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from submissions.models import GradingRun, Submission
+from submissions.regrade import LOST_NOTE, RunSweep, regrade_runs_sweep
 from submissions.services import (
     GAVE_UP_MESSAGE,
     grading_time_limits,
@@ -36,6 +37,8 @@ class SweepReport:
     resent: list[str]
     requeued: list[str]
     given_up: list[str]
+    #: re-grade attempts (GradingRun ids)
+    runs: RunSweep = field(default_factory=lambda: RunSweep(resent=[], requeued=[], lost=[]))
 
 
 def submissions_sweep(now: datetime | None = None) -> SweepReport:
@@ -44,7 +47,9 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
     * queued too long: the message was lost (a broker restart, a send that failed): send again;
     * running past its hard time limit plus a grace period: the worker died. The open attempt is
       recorded as lost and the submission re-queued, or failed (not counting against the quota)
-      once it has used up ``GRADER_MAX_ATTEMPTS``.
+      once it has used up ``GRADER_MAX_ATTEMPTS``;
+    * the same for the attempts of running re-grades (``regrade_runs_sweep``), so that a batch
+      whose worker died still completes.
     """
     now = now or timezone.now()
     report = SweepReport(resent=[], requeued=[], given_up=[])
@@ -72,12 +77,21 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
         give_up = submission.attempts >= settings.GRADER_MAX_ATTEMPTS
         if _abandon(submission, now, give_up=give_up):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
+    report.runs = regrade_runs_sweep(now)
+    runs = report.runs
     if report.resent or report.requeued or report.given_up:
         logger.warning(
             "sweep: resent %d queued, re-queued %d running, gave up %d",
             len(report.resent),
             len(report.requeued),
             len(report.given_up),
+        )
+    if runs.resent or runs.requeued or runs.lost:
+        logger.warning(
+            "sweep: re-grade attempts: resent %d queued, re-queued %d running, %d lost",
+            len(runs.resent),
+            len(runs.requeued),
+            len(runs.lost),
         )
     return report
 
@@ -96,7 +110,7 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
         )
         if not submission_finish(submission, **fields):
             return False
-        note = "the worker went away: no result after the hard time limit"
+        note = LOST_NOTE
         lost = GradingRun.objects.filter(
             # A re-grade attempt of the same submission is not this claim's run.
             submission=submission,

@@ -95,6 +95,13 @@ def regrade_attempt(self: Task, run_id: int) -> None:
 
 
 @app.task(name=SWEEP_STUCK)
-def sweep_stuck() -> dict[str, list[str]]:
+def sweep_stuck() -> dict[str, list[Any]]:
     report = submissions_sweep()
-    return {"resent": report.resent, "requeued": report.requeued, "given_up": report.given_up}
+    return {
+        "resent": report.resent,
+        "requeued": report.requeued,
+        "given_up": report.given_up,
+        "regrade_resent": report.runs.resent,
+        "regrade_requeued": report.runs.requeued,
+        "regrade_lost": report.runs.lost,
+    }

@@ -34,7 +34,12 @@ def test_it_regrades_a_challenge_and_publishes_the_same_score(
 
     response = client.post(
         "/admin/leaderboard/challenge/",
-        {"action": "regrade_challenge", "_selected_action": [str(keypoints.pk)]},
+        {
+            "action": "regrade_challenge",
+            "_selected_action": [str(keypoints.pk)],
+            "post": "yes",
+            "reason": "grader upgraded",
+        },
         follow=True,
     )
 

@@ -1,22 +1,26 @@
-"""Re-grading from the admin: both actions through the test client, who may use them, the admin
-log, the batch list and the report page."""
+"""Re-grading from the admin: both actions (and the challenge page's button) through the test
+client with their confirmation step, who may use them, the admin log, the batch list, the
+challenge page's live progress, publishing and cancelling, and the report page."""
 
 from __future__ import annotations
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.platform.conftest import graded, make_submission, make_user
 from worker.celery import REGRADE_ATTEMPT
 
 
-def select(client, model, action, *pks):
-    return client.post(
-        f"/admin/{model}/",
-        {"action": action, "_selected_action": [str(pk) for pk in pks]},
-        follow=True,
-    )
+def select(client, model, action, *pks, reason="grader fixed", dry_run=False, confirm=True):
+    """Run an admin action on the list: choose it, then (``confirm``) answer its confirmation."""
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks]}
+    if confirm:
+        data.update(post="yes", reason=reason)
+        if dry_run:
+            data["dry_run"] = "on"
+    return client.post(f"/admin/{model}/", data, follow=True)
 
 
 def test_it_regrades_selected_submissions_without_touching_their_results(
@@ -32,7 +36,7 @@ def test_it_regrades_selected_submissions_without_touching_their_results(
     assert "1 submission(s) queued for re-grading." in response.content.decode()
     batch = RegradeBatch.objects.get()
     assert (batch.challenge, batch.created_by, batch.total) == (challenge, staff, 1)
-    assert batch.reason == "admin: re-grade selected"
+    assert (batch.reason, batch.dry_run) == ("grader fixed", False)
     run = batch.runs.get()
     assert (run.submission, run.outcome) == (done, GradingRun.Outcome.QUEUED)
     assert [(m.name, m.args) for m in sent] == [(REGRADE_ATTEMPT, [run.pk])]
@@ -41,7 +45,7 @@ def test_it_regrades_selected_submissions_without_touching_their_results(
     assert (done.status, done.score) == (Submission.Status.GRADED, 150.0)
     entry = LogEntry.objects.get()
     assert entry.user == staff
-    assert "admin: re-grade selected" in entry.get_change_message()
+    assert "grader fixed" in entry.get_change_message()
 
 
 def test_it_regrades_a_whole_challenge(client, staff, enrollment, other_student, challenge, sent):
@@ -123,3 +127,201 @@ def test_it_shows_the_report_to_staff_only(client, staff, student, enrollment, c
     assert csv["Content-Type"].startswith("text/csv")
     assert csv.content.decode().startswith("submission,handle,username,old_score")
     assert refused.status_code == 404
+
+
+# --- the confirmation step --------------------------------------------------------------------
+
+
+def test_the_action_first_asks_for_a_reason_and_shows_what_it_will_do(
+    client, staff, enrollment, challenge
+):
+    done = graded(enrollment, challenge, 150.0)
+    pending = make_submission(enrollment, challenge)
+    client.force_login(staff)
+
+    page = select(
+        client, "submissions/submission", "regrade_selected", done.pk, pending.pk, confirm=False
+    )
+    blank = select(client, "submissions/submission", "regrade_selected", done.pk, reason=" ")
+
+    text = page.content.decode()
+    assert "Re-grade submissions" in text
+    assert challenge.slug in text
+    assert "1 selected submission still queued or grading: left alone." in text
+    assert f'name="_selected_action" value="{done.pk}"' in text
+    assert "This field is required." in blank.content.decode()
+    assert not RegradeBatch.objects.exists()
+
+
+def test_a_dry_run_from_the_admin(client, staff, enrollment, challenge):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+
+    response = select(
+        client, "leaderboard/challenge", "regrade_challenge", challenge.pk, dry_run=True
+    )
+
+    batch = RegradeBatch.objects.get()
+    assert batch.dry_run
+    assert f"Dry run #{batch.pk} of {challenge.slug}" in response.content.decode()
+
+
+def test_the_challenge_page_button_regrades_that_challenge(client, staff, enrollment, challenge):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    url = f"/admin/leaderboard/challenge/{challenge.pk}/regrade/"
+
+    form = client.get(url)
+    response = client.post(url, {"post": "yes", "reason": "test set replaced"})
+
+    assert "Start re-grade" in form.content.decode()
+    assert response.status_code == 302
+    assert response["Location"].endswith(
+        f"/admin/leaderboard/challenge/{challenge.pk}/change/#regrades"
+    )
+    assert RegradeBatch.objects.get().reason == "test set replaced"
+
+
+def test_the_challenge_page_button_is_refused_without_the_permission(client, enrollment, challenge):
+    graded(enrollment, challenge, 150.0)
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="change_challenge"))
+    client.force_login(clerk)
+
+    response = client.post(
+        f"/admin/leaderboard/challenge/{challenge.pk}/regrade/",
+        {"post": "yes", "reason": "test set replaced"},
+    )
+    page = client.get(f"/admin/leaderboard/challenge/{challenge.pk}/change/").content.decode()
+
+    assert response.status_code == 403
+    assert f"/admin/leaderboard/challenge/{challenge.pk}/regrade/" not in page
+    assert not RegradeBatch.objects.exists()
+
+
+# --- progress, publishing, cancelling ---------------------------------------------------------
+
+
+def start(client, challenge, **kwargs) -> RegradeBatch:
+    select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk, **kwargs)
+    return RegradeBatch.objects.latest("pk")
+
+
+def test_the_challenge_page_shows_progress_and_the_endpoint_keeps_it_live(
+    client, staff, enrollment, other_student, challenge
+):
+    graded(enrollment, challenge, 150.0)
+    graded(other_student.enrollments.get(), challenge, 50.0)
+    client.force_login(staff)
+    batch = start(client, challenge)
+    first = batch.runs.order_by("pk").first()
+    GradingRun.objects.filter(pk=first.pk).update(outcome=GradingRun.Outcome.REJECTED)
+
+    page = client.get(f"/admin/leaderboard/challenge/{challenge.pk}/change/").content.decode()
+    state = client.get("/admin/submissions/regradebatch/progress/", {"id": batch.pk}).json()
+
+    assert f'data-batch="{batch.pk}" data-running="1"' in page
+    assert "1 of 2 graded, 1 failure(s)" in page
+    assert "submissions/regrade_progress.js" in page
+    assert state["batches"] == [
+        {
+            "id": batch.pk,
+            "status": "running",
+            "status_label": "Running",
+            "done": 1,
+            "total": 2,
+            "failed": 1,
+            "progress": "1 of 2 graded, 1 failure(s)",
+            "note": "",
+            "can_publish": False,
+            "can_cancel": True,
+        }
+    ]
+
+
+def test_the_progress_endpoint_is_for_staff_only(client, student, enrollment, challenge, staff):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    batch = start(client, challenge)
+    client.force_login(student)
+
+    response = client.get("/admin/submissions/regradebatch/progress/", {"id": batch.pk})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_publish_a_complete_dry_run_from_the_admin(client, staff, enrollment, challenge):
+    done = graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    batch = start(client, challenge, dry_run=True)
+    GradingRun.objects.filter(batch=batch).update(
+        outcome=GradingRun.Outcome.GRADED, score=7.0, passed=True, finished_at=timezone.now()
+    )
+    RegradeBatch.objects.filter(pk=batch.pk).update(status=RegradeBatch.Status.COMPLETE)
+    back = f"/admin/leaderboard/challenge/{challenge.pk}/change/"
+
+    get = client.get(f"/admin/submissions/regradebatch/{batch.pk}/publish/")
+    response = client.post(
+        f"/admin/submissions/regradebatch/{batch.pk}/publish/", {"next": back}, follow=True
+    )
+
+    assert get.status_code == 405
+    assert response.redirect_chain[0][0] == back
+    assert f"Re-grade #{batch.pk} published: 1 submission(s) updated." in response.content.decode()
+    done.refresh_from_db()
+    assert done.score == 7.0
+
+
+def test_publishing_a_running_batch_is_refused_with_a_reason(client, staff, enrollment, challenge):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    batch = start(client, challenge)
+
+    response = client.post(f"/admin/submissions/regradebatch/{batch.pk}/publish/", follow=True)
+
+    assert "not complete, or already published" in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == RegradeBatch.Status.RUNNING
+
+
+def test_staff_cancel_a_running_batch(client, staff, enrollment, challenge):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    batch = start(client, challenge)
+
+    response = client.post(f"/admin/submissions/regradebatch/{batch.pk}/cancel/", follow=True)
+
+    assert f"Re-grade #{batch.pk} cancelled (1 attempt(s) not run)." in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == RegradeBatch.Status.CANCELLED
+    assert LogEntry.objects.filter(object_id=str(batch.pk)).count() == 2
+
+
+def test_publish_and_cancel_need_the_permission(client, enrollment, challenge, staff):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    batch = start(client, challenge)
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_regradebatch"))
+    client.force_login(clerk)
+
+    page = client.get(f"/admin/submissions/regradebatch/{batch.pk}/change/").content.decode()
+    cancel = client.post(f"/admin/submissions/regradebatch/{batch.pk}/cancel/")
+
+    assert cancel.status_code == 403
+    assert 'data-action="can_cancel" style="display:inline" hidden' in page
+    batch.refresh_from_db()
+    assert batch.status == RegradeBatch.Status.RUNNING
+
+
+def test_closing_a_semester_warns_about_running_regrades(
+    client, staff, enrollment, challenge, semester
+):
+    graded(enrollment, challenge, 150.0)
+    client.force_login(staff)
+    start(client, challenge)
+
+    response = select(client, "leaderboard/semester", "close", semester.pk, confirm=False)
+
+    assert "1 re-grade(s) still running will not publish" in response.content.decode()

@@ -1,0 +1,55 @@
+// Live progress of re-grades on a challenge's (or a re-grade's) admin page: every 2 s, ask for
+// the state of the batches still running and update their rows in place; stop once none is.
+(function () {
+  "use strict";
+  var INTERVAL = 2000;
+
+  function render(row, state) {
+    row.setAttribute("data-running", state.status === "running" ? "1" : "0");
+    row.querySelectorAll("[data-field]").forEach(function (cell) {
+      var field = cell.getAttribute("data-field");
+      if (field in state) { cell.textContent = state[field] === null ? "" : String(state[field]); }
+    });
+    var bar = row.querySelector("progress");
+    if (bar) {
+      bar.max = state.total;
+      bar.value = state.done;
+    }
+    row.querySelectorAll("[data-action]").forEach(function (form) {
+      form.hidden = !state[form.getAttribute("data-action")];
+    });
+  }
+
+  function poll(root) {
+    var rows = root.querySelectorAll("[data-batch][data-running='1']");
+    if (!rows.length) { return; }
+    var query = Array.prototype.map.call(rows, function (row) {
+      return "id=" + encodeURIComponent(row.getAttribute("data-batch"));
+    }).join("&");
+    fetch(root.getAttribute("data-regrade-progress") + "?" + query, {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
+      })
+      .then(function (data) {
+        data.batches.forEach(function (state) {
+          var row = root.querySelector("[data-batch='" + state.id + "']");
+          if (row) { render(row, state); }
+        });
+        window.setTimeout(function () { poll(root); }, INTERVAL);
+      })
+      .catch(function () {
+        // A hiccup (server restart, network): keep trying, a little slower.
+        window.setTimeout(function () { poll(root); }, INTERVAL * 3);
+      });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-regrade-progress]").forEach(function (root) {
+      window.setTimeout(function () { poll(root); }, INTERVAL);
+    });
+  });
+})();
