@@ -178,6 +178,10 @@ class GradingRunInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Submission | None = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GradingRun]:
+        # Each re-grade attempt names its batch, and the batch its challenge: one query.
+        return super().get_queryset(request).select_related("batch__challenge")
+
 
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
