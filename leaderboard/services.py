@@ -8,7 +8,6 @@ neither is a submission without a score (failed, still grading, or NaN).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
@@ -16,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from django.db.models import Count, F, Max, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from leaderboard.models import Challenge, Enrollment, Semester
 
 # The leaderboard reads submissions; submissions never import this module, so no cycle.
-from submissions.models import Submission
+from submissions.models import Standing, Submission
 
 
 @dataclass(frozen=True)
@@ -81,34 +79,26 @@ class GradebookRow:
     best_submitted_at: datetime | None
 
 
-def _rankable(challenge: Challenge) -> QuerySet[Submission]:
-    return Submission.objects.filter(
-        challenge=challenge,
-        status=Submission.Status.GRADED,
-        # Excludes NULL and, on PostgreSQL, NaN too: there NaN sorts above +inf, so a NaN score
-        # would otherwise win the best-of-many and rank first. SQLite stores NaN as NULL.
-        score__lte=math.inf,
-        enrollment__role=Enrollment.Role.STUDENT,
-    )
-
-
 def _best_submissions(challenge: Challenge) -> list[dict[str, Any]]:
-    """One query: each student's best submission, best first (window function, both databases)."""
-    order = [F("score").desc(), F("created_at").asc(), F("id").asc()]
+    """One query: each student's best submission, best first, read from their maintained
+    standings (``submissions.standings``) rather than ranked anew from every upload."""
     best = (
-        _rankable(challenge)
-        .annotate(position=Window(RowNumber(), partition_by=[F("enrollment_id")], order_by=order))
-        .filter(position=1)
-        .order_by(*order)
+        Standing.objects.filter(
+            challenge=challenge,
+            score__isnull=False,
+            enrollment__role=Enrollment.Role.STUDENT,
+        )
+        .order_by(F("score").desc(), "best_created_at", "best_id")
         .values(
-            "id",
             "enrollment_id",
             "score",
             "passed",
-            "created_at",
+            "mse",
+            "uploads",
+            "best_id",
+            created_at=F("best_created_at"),
             handle=F("enrollment__handle"),
             user_id=F("enrollment__user_id"),
-            mse=F("metrics__mse"),
         )
     )
     # Typed rows would name every field twice; the callers read them by key right below.
@@ -116,13 +106,9 @@ def _best_submissions(challenge: Challenge) -> list[dict[str, Any]]:
 
 
 def _upload_counts(challenge: Challenge) -> dict[int, int]:
-    """One query: uploads per enrolment to ``challenge`` (a scan of its submissions, no join)."""
+    """One query: uploads per enrolment to ``challenge``, from the standings."""
     return dict(
-        Submission.objects.filter(challenge=challenge, counts_for_quota=True)
-        .values("enrollment_id")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("enrollment_id", "n")
+        Standing.objects.filter(challenge=challenge).values_list("enrollment_id", "uploads")
     )
 
 
@@ -194,9 +180,8 @@ def leaderboard_forget() -> None:
 
 
 def leaderboard_compute(challenge: Challenge) -> Leaderboard:
-    """The ranked board of ``challenge``: three queries, whatever the number of students."""
+    """The ranked board of ``challenge``: two queries, whatever the number of students."""
     best = _best_submissions(challenge)
-    uploads = _upload_counts(challenge)
     ranks = _ranks([b["score"] for b in best])
     rows = [
         LeaderboardRow(
@@ -205,9 +190,9 @@ def leaderboard_compute(challenge: Challenge) -> Leaderboard:
             score=float(b["score"]),
             mse=_mse(b["mse"]),
             passed=bool(b["passed"]),
-            submissions=uploads.get(b["enrollment_id"], 1),
+            submissions=b["uploads"],
             submitted_at=b["created_at"],
-            submission_id=b["id"],
+            submission_id=b["best_id"],
             user_id=b["user_id"],
         )
         for rank, b in zip(ranks, best, strict=True)

@@ -254,3 +254,41 @@ class ApiToken(models.Model):
             token.created_at = timezone.now()
             token.save(update_fields=["key", "created_at"])
         return token
+
+
+class Standing(models.Model):
+    """A student's standing in a challenge: their best rankable submission and upload count.
+
+    Maintained by ``submissions.standings`` whenever one of their submissions changes, so a
+    leaderboard reads one row per student instead of ranking every upload.
+    """
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="+")
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="+")
+    #: the best graded submission with a real score (None: nothing rankable yet)
+    best = models.ForeignKey(
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    score = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(default=False)
+    #: keypoints only: the best submission's MSE
+    mse = models.FloatField(null=True, blank=True)
+    best_created_at = models.DateTimeField(null=True, blank=True)
+    #: uploads that count (not those that failed for a platform reason)
+    uploads = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "challenge"], name="standing_unique_per_challenge"
+            )
+        ]
+        indexes = [
+            # The board: a challenge's students best first, in the ranking's own order.
+            models.Index(
+                fields=["challenge", "-score", "best_created_at", "best"], name="standing_board"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment_id} in {self.challenge_id}: {self.score}"

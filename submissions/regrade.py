@@ -34,6 +34,7 @@ from grader import __version__ as grader_version
 from leaderboard.models import Challenge
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.services import _keep_log, evaluation_outcome, grading_time_limits
+from submissions.standings import standings_refresh
 from worker.celery import REGRADE_ATTEMPT, app
 
 if TYPE_CHECKING:
@@ -326,8 +327,10 @@ def regrade_batch_publish(batch: RegradeBatch, user: Any = None) -> int:
         if locked is None:
             raise RegradeRefused(f"re-grade #{batch.pk} is not complete, or already published.")
         regrade_batch_check(locked)
-        runs = batch.runs.filter(
-            outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED]
+        runs = list(
+            batch.runs.filter(
+                outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED]
+            ).select_related("submission")
         )
         for run in runs:
             graded = run.outcome == GradingRun.Outcome.GRADED
@@ -340,6 +343,7 @@ def regrade_batch_publish(batch: RegradeBatch, user: Any = None) -> int:
                 error="" if graded else run.error,
                 finished_at=now,
             )
+        standings_refresh((run.submission.enrollment_id, batch.challenge_id) for run in runs)
         RegradeBatch.objects.filter(pk=batch.pk).update(
             status=RegradeBatch.Status.PUBLISHED, published_at=now, published_by=user, note=""
         )

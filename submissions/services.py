@@ -24,6 +24,7 @@ from grader import __version__ as grader_version
 from leaderboard.formatting import format_local, format_mse, format_score
 from leaderboard.models import Challenge, Enrollment
 from submissions.models import GradingRun, Submission
+from submissions.standings import standing_refresh
 from worker.celery import GRADE_SUBMISSION, app
 
 if TYPE_CHECKING:
@@ -230,6 +231,7 @@ def submission_finish(submission: Submission, **fields: Any) -> bool:
         return False
     for name, value in fields.items():
         setattr(submission, name, value)
+    standing_refresh(submission.enrollment_id, submission.challenge_id)
     return True
 
 

@@ -2,6 +2,9 @@
 
 The submission is a real upload graded by the conftest's worker; the re-grade attempt is graded
 by that worker in the sandbox too, and the challenge's admin page follows it without a reload.
+The attempt's message to the worker is held back (in this process: the live server is a thread
+of it) until the page has been served showing the re-grade running, so that the page has to
+update itself, whatever the speed of the grading.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, expect
 
 from leaderboard.models import Challenge
+from submissions import regrade
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.integration.conftest import Worker, wait_until_done
 from tests.integration.test_browser import chromium, tab  # noqa: F401
@@ -52,6 +56,7 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     keypoints: Challenge,
     student: User,
     demo_models: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     submission = graded_submission(student, keypoints, demo_models["keypoints_pass"], celery_worker)
     User.objects.create_superuser("ta", "ta@example.com", "ta")
@@ -61,7 +66,7 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     page.fill("#id_username", "ta")
     page.fill("#id_password", "ta")
     page.locator("input[type=submit]").click()
-    expect(page.locator("#user-tools")).to_contain_text("ta")
+    expect(page.locator("#user-tools")).to_contain_text("Welcome, ta.")
 
     page.goto(f"{live_server.url}/admin/submissions/submission/")
     page.check(f'input[name=_selected_action][value="{submission.pk}"]')
@@ -77,6 +82,11 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     expect(page.locator("#id_dry_run")).not_to_be_checked()
     assert not RegradeBatch.objects.exists()  # nothing starts before it is confirmed
     page.fill("#id_reason", "browser test: grader fix")
+    # The attempt goes to the worker only once the progress page below has been served
+    # running (grading takes about two seconds: it could otherwise be served finished).
+    send = regrade._send
+    held: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(regrade, "_send", lambda *args: held.append(args))
     page.get_by_role("button", name="Start re-grade").click()
 
     success = page.locator("ul.messagelist li.success")
@@ -87,30 +97,33 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     follow = success.get_by_role("link", name="Follow its progress")
     expect(follow).to_be_visible()
 
-    # Count the live page's polls, to tell an update in place from a page served finished.
-    polls: list[str] = []
-
-    def on_request(request: Request) -> None:
-        if "/admin/submissions/regradebatch/progress/" in request.url:
-            polls.append(request.url)
-
-    page.on("request", on_request)
     follow.click()
     change = reverse("admin:leaderboard_challenge_change", args=[keypoints.pk])
     expect(page).to_have_url(re.compile(re.escape(change) + "#regrades$"))
     row = page.locator(f'#regrades tr[data-batch="{batch.pk}"]')
-    expect(row).to_have_count(1)
     expect(row).to_contain_text("browser test: grader fix")
-    page.evaluate("window.__marker = 1")
-
     progress = row.locator("[data-field=progress]")
+    status = row.locator("[data-field=status_label]")
+    cancel = row.locator("form[data-action=can_cancel]")
+    publish = row.locator("form[data-action=can_publish]")
+    # Served while the attempt is still held back: running, nothing graded yet.
+    expect(row).to_have_attribute("data-running", "1")
+    expect(status).to_have_text("Running")
+    expect(progress).to_have_text("0 of 1 graded, 0 failure(s)")
+    expect(cancel).to_be_visible()
+
+    # Now let the worker have it; the row must follow without the page being reloaded.
+    page.evaluate("window.__marker = 1")
+    assert len(held) == 1, held
+    for args in held:
+        send(*args)
     expect(progress).to_have_text("1 of 1 graded, 0 failure(s)", timeout=GRADED_MS)
-    expect(row.locator("[data-field=status_label]")).to_have_text("Published", timeout=GRADED_MS)
+    expect(status).to_have_text("Published", timeout=GRADED_MS)
     expect(row).to_have_attribute("data-running", "0")
-    # The same document all along, and the text came from polling, not from a reload.
+    # Published by its last attempt: nothing left to publish or cancel.
+    expect(publish).to_be_hidden()
+    expect(cancel).to_be_hidden()
     assert page.evaluate("window.__marker") == 1, "the page was reloaded"
-    assert polls, "the page never asked for progress: it was served already finished"
-    assert all(f"id={batch.pk}" in url for url in polls)
     batch.refresh_from_db()
     assert batch.status == RegradeBatch.Status.PUBLISHED, celery_worker.log()
 

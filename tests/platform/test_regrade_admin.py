@@ -310,7 +310,7 @@ def test_publish_and_cancel_need_the_permission(client, enrollment, challenge, s
     cancel = client.post(f"/admin/submissions/regradebatch/{batch.pk}/cancel/")
 
     assert cancel.status_code == 403
-    assert 'data-action="can_cancel" style="display:inline" hidden' in page
+    assert 'data-action="can_cancel" class="inline-action" hidden' in page
     batch.refresh_from_db()
     assert batch.status == RegradeBatch.Status.RUNNING
 

@@ -1,0 +1,135 @@
+"""Each student's maintained standing stays equal to what their submissions say, through every
+path that changes a submission, and the board read from standings ranks exactly as a ranking of
+all uploads would. Also the migration that fills standings for existing data."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from leaderboard.models import Enrollment
+from leaderboard.services import leaderboard_compute
+from submissions.models import Standing, Submission
+from submissions.services import submission_claim, submission_finish
+from submissions.standings import standings_check
+from tests.platform.conftest import graded, make_submission, make_user
+
+
+def ranking_of_every_upload(challenge) -> list[tuple[str, float, object, int]]:
+    """The ranking rules applied directly to all submissions, in Python."""
+    best: dict[int, Submission] = {}
+    uploads: dict[int, int] = {}
+    for s in Submission.objects.filter(challenge=challenge).select_related("enrollment"):
+        if s.counts_for_quota:
+            uploads[s.enrollment_id] = uploads.get(s.enrollment_id, 0) + 1
+        if s.enrollment.role != Enrollment.Role.STUDENT:
+            continue
+        if s.status != Submission.Status.GRADED or s.score is None or math.isnan(s.score):
+            continue
+        key = (-s.score, s.created_at, str(s.pk))
+        mine = best.get(s.enrollment_id)
+        if mine is None or key < (-mine.score, mine.created_at, str(mine.pk)):  # type: ignore[operator]
+            best[s.enrollment_id] = s
+    ordered = sorted(best.values(), key=lambda s: (-s.score, s.created_at, str(s.pk)))  # type: ignore[operator]
+    return [
+        (s.enrollment.handle, s.score, s.pk, uploads.get(s.enrollment_id, 0))  # type: ignore[misc]
+        for s in ordered
+    ]
+
+
+def board(challenge) -> list[tuple[str, float, object, int]]:
+    return [
+        (row.handle, row.score, row.submission_id, row.submissions)
+        for row in leaderboard_compute(challenge).rows
+    ]
+
+
+def test_standings_follow_every_kind_of_change(challenge, semester):
+    rng = random.Random(4)
+    people = [
+        Enrollment.objects.create(user=make_user(f"s{i}"), semester=semester) for i in range(12)
+    ]
+    ta = Enrollment.objects.create(
+        user=make_user("ta1"), semester=semester, role=Enrollment.Role.TA
+    )
+    now = timezone.now()
+    for i, who in enumerate([*people, ta]):
+        for _ in range(rng.randint(1, 5)):
+            score = rng.choice([rng.uniform(0, 300), 100.0, math.inf, 0.0])
+            graded(who, challenge, score, minutes_ago=rng.uniform(1, 500))
+        if i % 3 == 0:
+            make_submission(who, challenge, status=Submission.Status.FAILED, error="bad file")
+    assert board(challenge) == ranking_of_every_upload(challenge)
+
+    # A worker records a result through the conditional update: a first result ranks at once.
+    newcomer = Enrollment.objects.create(user=make_user("late"), semester=semester)
+    queued = make_submission(newcomer, challenge, created_at=now - timedelta(minutes=1))
+    claimed = submission_claim(str(queued.pk))
+    assert claimed is not None
+    submission_finish(
+        claimed, status=Submission.Status.GRADED, score=1e9, passed=True, finished_at=now
+    )
+    # A platform failure given up: no longer counts as an upload.
+    lost = make_submission(people[1], challenge)
+    claimed = submission_claim(str(lost.pk))
+    assert claimed is not None
+    submission_finish(
+        claimed, status=Submission.Status.FAILED, counts_for_quota=False, finished_at=now
+    )
+    # Staff delete someone's best submission, and edit another's score, in the admin (ORM).
+    best_of_2 = Standing.objects.get(enrollment=people[2], challenge=challenge).best
+    assert best_of_2 is not None
+    best_of_2.delete()
+    edited = Submission.objects.filter(enrollment=people[3], status="graded").first()
+    assert edited is not None
+    edited.score = -1.0
+    edited.save()
+    # A student who becomes a TA leaves the board; their standing stays for the grade book.
+    Enrollment.objects.filter(pk=people[4].pk).update(role=Enrollment.Role.TA)
+
+    assert standings_check(challenge) == []
+    assert board(challenge) == ranking_of_every_upload(challenge)
+    assert (newcomer.handle, 1e9, queued.pk, 1) in board(challenge)
+
+
+def test_the_command_finds_and_fixes_drift(enrollment, challenge):
+    submission = graded(enrollment, challenge, 150.0)
+    # An UPDATE that bypasses the services leaves the standing behind.
+    Submission.objects.filter(pk=submission.pk).update(score=10.0)
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="1 standing"):
+        call_command("standings", stdout=out)
+    call_command("standings", "--fix", stdout=out)
+    call_command("standings", "--challenge", challenge.slug, stdout=out)
+
+    assert f"{challenge.slug}: 1 standing(s) differ" in out.getvalue()
+    assert Standing.objects.get().score == 10.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_standings_for_existing_submissions(enrollment, challenge):
+    newer = graded(enrollment, challenge, 150.0, minutes_ago=5)
+    graded(enrollment, challenge, 150.0, minutes_ago=1)  # same score, uploaded later
+    graded(enrollment, challenge, 20.0)
+    Standing.objects.all().delete()
+    executor = MigrationExecutor(connection)
+    executor.migrate([("submissions", "0005_regrade_publish_cancel")])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    try:
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    finally:
+        executor.loader.build_graph()
+
+    standing = Standing.objects.get()
+    assert (standing.best_id, standing.score, standing.uploads) == (newer.pk, 150.0, 3)
+    assert standings_check(challenge) == []
