@@ -1,9 +1,8 @@
 // Live status without reloading: every 2 s, ask for the state of the rows still queued or
 // running; stop once none is. On a result page ([data-reload-when-done]) reload when grading
-// ends, so the full result is rendered by the server.
+// ends, so the full result is rendered by the server. Needs poll.js.
 (function () {
   "use strict";
-  var INTERVAL = 2000;
 
   function pendingIds(root) {
     return Array.prototype.map.call(
@@ -29,19 +28,16 @@
     });
   }
 
-  function poll(root) {
-    var ids = pendingIds(root);
-    if (!ids.length) { return; }
-    var query = ids.map(function (id) { return "id=" + encodeURIComponent(id); }).join("&");
-    fetch(root.getAttribute("data-live") + "?" + query, {
-      credentials: "same-origin",
-      headers: { "Accept": "application/json" }
-    })
-      .then(function (response) {
-        if (!response.ok) { throw new Error("status " + response.status); }
-        return response.json();
-      })
-      .then(function (data) {
+  function follow(root) {
+    window.pollJson(
+      function () {
+        var ids = pendingIds(root);
+        if (!ids.length) { return null; }
+        return root.getAttribute("data-live") + "?" + ids.map(function (id) {
+          return "id=" + encodeURIComponent(id);
+        }).join("&");
+      },
+      function (data) {
         var finished = false;
         data.submissions.forEach(function (state) {
           var el = root.querySelector("[data-id='" + state.id + "']");
@@ -51,19 +47,14 @@
         });
         if (finished && root.hasAttribute("data-reload-when-done")) {
           window.location.reload();
-          return;
+          return false;
         }
-        window.setTimeout(function () { poll(root); }, INTERVAL);
-      })
-      .catch(function () {
-        // A hiccup (server restart, network): keep trying, a little slower.
-        window.setTimeout(function () { poll(root); }, INTERVAL * 3);
-      });
+        return true;
+      }
+    );
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-live]").forEach(function (root) {
-      window.setTimeout(function () { poll(root); }, INTERVAL);
-    });
+    document.querySelectorAll("[data-live]").forEach(follow);
   });
 })();

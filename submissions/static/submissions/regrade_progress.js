@@ -1,8 +1,8 @@
 // Live progress of re-grades on a challenge's (or a re-grade's) admin page: every 2 s, ask for
 // the state of the batches still running and update their rows in place; stop once none is.
+// Needs poll.js.
 (function () {
   "use strict";
-  var INTERVAL = 2000;
 
   function render(row, state) {
     row.setAttribute("data-running", state.status === "running" ? "1" : "0");
@@ -20,36 +20,26 @@
     });
   }
 
-  function poll(root) {
-    var rows = root.querySelectorAll("[data-batch][data-running='1']");
-    if (!rows.length) { return; }
-    var query = Array.prototype.map.call(rows, function (row) {
-      return "id=" + encodeURIComponent(row.getAttribute("data-batch"));
-    }).join("&");
-    fetch(root.getAttribute("data-regrade-progress") + "?" + query, {
-      credentials: "same-origin",
-      headers: { "Accept": "application/json" }
-    })
-      .then(function (response) {
-        if (!response.ok) { throw new Error("status " + response.status); }
-        return response.json();
-      })
-      .then(function (data) {
+  function follow(root) {
+    window.pollJson(
+      function () {
+        var rows = root.querySelectorAll("[data-batch][data-running='1']");
+        if (!rows.length) { return null; }
+        return root.getAttribute("data-regrade-progress") + "?" + Array.prototype.map.call(
+          rows,
+          function (row) { return "id=" + encodeURIComponent(row.getAttribute("data-batch")); }
+        ).join("&");
+      },
+      function (data) {
         data.batches.forEach(function (state) {
           var row = root.querySelector("[data-batch='" + state.id + "']");
           if (row) { render(row, state); }
         });
-        window.setTimeout(function () { poll(root); }, INTERVAL);
-      })
-      .catch(function () {
-        // A hiccup (server restart, network): keep trying, a little slower.
-        window.setTimeout(function () { poll(root); }, INTERVAL * 3);
-      });
+      }
+    );
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-regrade-progress]").forEach(function (root) {
-      window.setTimeout(function () { poll(root); }, INTERVAL);
-    });
+    document.querySelectorAll("[data-regrade-progress]").forEach(follow);
   });
 })();
