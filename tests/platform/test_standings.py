@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
@@ -19,7 +22,7 @@ from leaderboard.models import Enrollment
 from leaderboard.services import leaderboard_compute
 from submissions.models import Standing, Submission
 from submissions.services import submission_claim, submission_finish
-from submissions.standings import standings_check
+from submissions.standings import standing_refresh, standings_check
 from tests.platform.conftest import graded, make_submission, make_user
 
 
@@ -133,3 +136,46 @@ def test_the_migration_fills_standings_for_existing_submissions(enrollment, chal
     standing = Standing.objects.get()
     assert (standing.best_id, standing.score, standing.uploads) == (newer.pk, 150.0, 3)
     assert standings_check(challenge) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_results_of_one_student_recorded_at_once_leave_the_right_best(enrollment, challenge):
+    """Worker A records the better result and is slow to commit; worker B records the worse one
+    meanwhile. Were the submissions read before the standing's row is locked, B would read them
+    before A commits and write its own as the best, after A."""
+    assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://… (make test)"
+    better, worse = (make_submission(enrollment, challenge) for _ in range(2))
+    a_refreshed, b_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def record(submission: Submission, score: float, before_commit: Callable[[], None]) -> None:
+        try:
+            with transaction.atomic():
+                Submission.objects.filter(pk=submission.pk).update(
+                    status=Submission.Status.GRADED, score=score, passed=True
+                )
+                standing_refresh(enrollment.pk, challenge.pk)
+                before_commit()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def a_waits_for_b() -> None:
+        a_refreshed.set()
+        b_started.wait(10)
+        time.sleep(0.5)  # B is now blocked on the standing's lock (or, without it, done)
+
+    a = threading.Thread(target=record, args=(better, 300.0, a_waits_for_b))
+    b = threading.Thread(target=record, args=(worse, 120.0, lambda: None))
+    a.start()
+    assert a_refreshed.wait(10)
+    b_started.set()
+    b.start()
+    a.join(20)
+    b.join(20)
+
+    assert errors == []
+    standing = Standing.objects.get(enrollment=enrollment, challenge=challenge)
+    assert (standing.best_id, standing.score) == (better.pk, 300.0)
