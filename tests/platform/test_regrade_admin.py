@@ -223,6 +223,7 @@ def test_the_challenge_page_shows_progress_and_the_endpoint_keeps_it_live(
     assert f'data-batch="{batch.pk}" data-running="1"' in page
     assert "1 of 2 graded, 1 failure(s)" in page
     assert "submissions/regrade_progress.js" in page
+    assert f"/admin/submissions/regradebatch/?challenge__id__exact={challenge.pk}" in page
     assert state["batches"] == [
         {
             "id": batch.pk,
