@@ -175,8 +175,10 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                     "rank": row.rank,
                     "handle": row.handle,
                     "score": json_number(row.score),
+                    "mse": json_number(row.mse),
                     "passed": row.passed,
                     "submissions": row.submissions,
+                    "submitted_at": row.submitted_at.isoformat(),
                 }
                 for row in leaderboard_rows(challenge)
             ]

@@ -256,22 +256,32 @@ def test_it_answers_404_for_an_unknown_submission(client, token):
 
 def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_student, challenge):
     other = Enrollment.objects.get(user=other_student)
-    graded(enrollment, challenge, 120.0)
+    mine = graded(enrollment, challenge, 120.0)
     graded(other, challenge, 0.5)
-    graded(other, challenge, 300.0)
+    theirs = graded(other, challenge, 300.0, minutes_ago=30)
 
     response = client.get(f"/api/challenges/{challenge.slug}/leaderboard/")
 
     assert response.status_code == 200
     assert response.json() == {
         "rows": [
-            {"rank": 1, "handle": other.handle, "score": 300.0, "passed": True, "submissions": 2},
+            {
+                "rank": 1,
+                "handle": other.handle,
+                "score": 300.0,
+                "mse": 1 / 600,
+                "passed": True,
+                "submissions": 2,
+                "submitted_at": theirs.created_at.isoformat(),
+            },
             {
                 "rank": 2,
                 "handle": enrollment.handle,
                 "score": 120.0,
+                "mse": 1 / 240,
                 "passed": True,
                 "submissions": 1,
+                "submitted_at": mine.created_at.isoformat(),
             },
         ]
     }
