@@ -36,12 +36,13 @@ def test_it_links_to_the_page_of_my_row(client, student, enrollment, challenge, 
 
     response = client.get(f"/challenges/{challenge.slug}/leaderboard/")
 
+    second = client.get(f"/challenges/{challenge.slug}/leaderboard/?page=2").content.decode()
     assert 'href="?page=2#me"' in response.content.decode()
     assert "mine" not in response.content.decode().split("<tbody>")[1]
-    assert (
-        'id="me"'
-        in client.get(f"/challenges/{challenge.slug}/leaderboard/?page=2").content.decode()
-    )
+    assert 'id="me"' in second
+    # The board pages by rank, not by time.
+    assert 'href="?page=2">lower ranks →' in response.content.decode()
+    assert 'href="?page=1">← higher ranks' in second
 
 
 def test_it_says_how_many_students_are_not_ranked(client, enrollment, other_student, challenge):
