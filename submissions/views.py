@@ -16,7 +16,7 @@ from leaderboard.access import AuthedRequest, challenge_for_member
 from leaderboard.formatting import format_mse, format_score
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
 from submissions.forms import UploadForm, upload_too_large
-from submissions.models import Submission
+from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.services import (
     SubmissionRefused,
     quota_next_slot,
@@ -109,7 +109,19 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             "is_owner": submission.enrollment.user_id == request.user.pk,
             "runs": submission.runs.all() if show_runs else None,
             "metrics": _extra_metrics(submission) if show_runs else [],
+            "regraded": _last_regrade(submission),
         },
+    )
+
+
+def _last_regrade(submission: Submission) -> GradingRun | None:
+    """The published re-grade the current result comes from, if any: students see when and
+    what they had before, so a changed score is never a mystery."""
+    return (
+        submission.runs.filter(batch__status=RegradeBatch.Status.PUBLISHED)
+        .select_related("batch")
+        .order_by("-batch__published_at")
+        .first()
     )
 
 

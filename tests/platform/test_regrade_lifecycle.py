@@ -241,3 +241,21 @@ def test_the_sweep_requeues_an_attempt_whose_worker_died_then_gives_up(
     # The lost attempt's submission keeps its result; the other takes its new one.
     assert first.previous_score in (50.0, 150.0)
     assert sorted(scores(challenge)) == sorted([first.previous_score, 300.0])
+
+
+def test_the_student_sees_that_their_result_was_regraded(
+    client, two, challenge, staff, student, enrollment
+):
+    mine = next(s for s in two if s.enrollment_id == enrollment.pk)
+    client.force_login(student)
+    before = client.get(f"/submissions/{mine.pk}/").content.decode()
+    batch = regrade_batch_start(challenge, staff, "internal: leaked test set")
+    finish_all(batch, 0.5)
+
+    after = client.get(f"/submissions/{mine.pk}/").content.decode()
+
+    assert "Re-graded" not in before
+    assert "the course staff graded this upload again" in after
+    assert "before, it had a score of 150.00 (passed)" in after
+    assert "Not passed" in after
+    assert "leaked test set" not in after  # the reason is for staff
