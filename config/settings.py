@@ -260,6 +260,12 @@ GRADER_BATCH_SIZE = env_int("GRADER_BATCH_SIZE", 32, minimum=1)
 GRADER_SANDBOX = env_bool("GRADER_SANDBOX", True)
 if not GRADER_SANDBOX and not DEBUG:
     raise ImproperlyConfigured("GRADER_SANDBOX=false is only allowed with DEBUG=true")
+#: the unprivileged uid the jobs of this worker run as; a pool of N processes uses this uid and
+#: the N-1 below it. The kernel's process limit is per uid: workers sharing a host (one per GPU)
+#: need ranges that do not overlap, or one model's fork bomb starves the other's jobs.
+GRADER_SANDBOX_UID = env_int("GRADER_SANDBOX_UID", 65534, minimum=1000)
+if GRADER_SANDBOX_UID > 65534:
+    raise ImproperlyConfigured(f"GRADER_SANDBOX_UID={GRADER_SANDBOX_UID} is above 65534")
 #: retries of a job that failed for a platform reason, before it is given up as failed
 GRADER_MAX_RETRIES = env_int("GRADER_MAX_RETRIES", 3, minimum=0)
 #: first retry delay; doubled for each further retry

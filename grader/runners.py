@@ -5,7 +5,7 @@ from __future__ import annotations
 from grader.runner import ProcessRunner, Runner
 
 
-def make_runner(*, sandboxed: bool = True, own_code: bool = False) -> Runner:
+def make_runner(*, sandboxed: bool = True, own_code: bool = False, uid: int = 65534) -> Runner:
     """Return the sandboxed runner, or raise ``PlatformError`` if this host cannot sandbox.
 
     There is no silent fallback: an unsandboxed runner is only returned when asked for.
@@ -16,4 +16,4 @@ def make_runner(*, sandboxed: bool = True, own_code: bool = False) -> Runner:
         return ProcessRunner(allow_course_zip=own_code)
     from grader.sandbox import SandboxRunner
 
-    return SandboxRunner.create()
+    return SandboxRunner.create(uid=uid)

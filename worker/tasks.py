@@ -35,7 +35,7 @@ def get_runner() -> Runner:
     sandboxed = bool(settings.GRADER_SANDBOX)
     if sandboxed not in _runners:
         try:
-            _runners[sandboxed] = make_runner(sandboxed=sandboxed)
+            _runners[sandboxed] = make_runner(sandboxed=sandboxed, uid=sandbox_uid())
         except ImportError as exc:
             raise PlatformError(
                 "sandbox_unavailable", "this worker cannot start the sandbox", str(exc)
@@ -52,6 +52,23 @@ def _start_runner(**_: Any) -> None:
         logger.error("this worker cannot grade: %s (%s)", exc.message, exc.detail)
         return
     logger.info("worker ready: runner %s on %s", runner.name, settings.GRADER_DEVICE)
+
+
+def sandbox_uid() -> int:
+    """This process's job uid: ``GRADER_SANDBOX_UID`` less its index in the worker's pool, so
+    two pool processes never share the kernel's per-uid process budget."""
+    from billiard.process import current_process
+
+    index = getattr(current_process(), "index", None) or 0
+    uid = int(settings.GRADER_SANDBOX_UID) - int(index)
+    if uid < 1000:
+        raise PlatformError(
+            "sandbox_unavailable",
+            "this worker cannot start the sandbox",
+            f"GRADER_SANDBOX_UID={settings.GRADER_SANDBOX_UID} leaves pool process {index}"
+            f" the uid {uid}, below 1000",
+        )
+    return uid
 
 
 def retry_countdown(retries: int) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from grader.runner import clean_env
 
 #: what the zygote keeps: namespaces and mounts per job, the uid switch, dropping the bounding
-#: set, and signalling the uid-65534 processes of a job
+#: set, and signalling the unprivileged processes of a job
 CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL")
 REPO_PACKAGES = ("grader", "eval_data")
 SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -96,7 +96,9 @@ def gpu_devices() -> list[str]:
     return sorted(glob.glob("/dev/nvidia*"))
 
 
-def command(bwrap: str, layout: Layout, control_fd: int, *, gpu: bool = False) -> list[str]:
+def command(
+    bwrap: str, layout: Layout, control_fd: int, *, gpu: bool = False, uid: int = 65534
+) -> list[str]:
     args = [
         bwrap,
         "--die-with-parent",
@@ -148,5 +150,6 @@ def command(bwrap: str, layout: Layout, control_fd: int, *, gpu: bool = False) -
         "-m",
         "grader.sandbox.zygote",
         str(control_fd),
+        str(uid),
     ]
     return args

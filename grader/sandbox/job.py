@@ -3,8 +3,9 @@
 The *leader* enters new mount, pid, ipc, net and uts namespaces and mounts a fresh tmpfs on
 /tmp, then starts the job's *init* (pid 1, whose death makes the kernel kill every process left
 in the job, ``setsid`` or not) and its *worker* (pid 2). The worker mounts the job's own /proc,
-applies the rlimits, drops to uid/gid 65534 with no capabilities and no_new_privs, loads the
-seccomp filter, says it is ready, and only then runs ``grader.child`` on the job's pipes. The
+applies the rlimits, drops to the zygote's unprivileged uid/gid (65534 unless configured) with
+no capabilities and no_new_privs, loads the seccomp filter, says it is ready, and only then runs
+``grader.child`` on the job's pipes. The
 leader waits for the worker, kills the init, and reports the worker's exit status (and whether
 it got as far as ready) on a pipe: a model cannot forge that report, so a crash is never
 mistaken for a host problem or the reverse.
@@ -24,6 +25,8 @@ from typing import Any
 from grader.sandbox import seccomp, syscalls
 
 NOBODY = 65534
+#: the lowest uid a job may be given: below it are the system's and people's accounts
+MIN_JOB_UID = 1000
 #: pid 1 of every job: holds the job's pid namespace open until the leader kills it
 INIT_PROGRAM = ("/usr/bin/sleep", "infinity")
 
@@ -79,12 +82,20 @@ def _apply_rlimits(spec: dict[str, Any]) -> None:
         resource.setrlimit(kind, (value, hard))
 
 
-def _become_nobody() -> None:
+def job_uid(spec: dict[str, Any]) -> int:
+    """The unprivileged uid (and gid) the job runs as: the zygote's, 65534 unless configured."""
+    uid = int(spec.get("uid", NOBODY))
+    if not MIN_JOB_UID <= uid <= NOBODY:
+        raise ValueError(f"job uid {uid} is not an unprivileged uid ({MIN_JOB_UID}-{NOBODY})")
+    return uid
+
+
+def _become_nobody(uid: int) -> None:
     syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
     syscalls.drop_all_capabilities()
     os.setgroups([])
-    os.setresgid(NOBODY, NOBODY, NOBODY)
-    os.setresuid(NOBODY, NOBODY, NOBODY)  # clears the effective and permitted capabilities
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # clears the effective and permitted capabilities
     syscalls.clear_capability_sets()  # and the inheritable ones
 
 
@@ -101,7 +112,7 @@ def _worker(spec: dict[str, Any], fds: list[int], ready: int) -> None:
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("1000")  # under memory pressure the kernel kills a model, not the zygote
         _apply_rlimits(spec)
-        _become_nobody()
+        _become_nobody(job_uid(spec))
         os.chdir("/tmp")
         seccomp.install()
         os.write(ready, b"1")
@@ -110,7 +121,7 @@ def _worker(spec: dict[str, Any], fds: list[int], ready: int) -> None:
         traceback.print_exc()
         os._exit(1)
     if spec.get("probe"):
-        os._exit(_probe())
+        os._exit(_probe(job_uid(spec)))
     from grader import child
 
     try:
@@ -121,10 +132,10 @@ def _worker(spec: dict[str, Any], fds: list[int], ready: int) -> None:
     os._exit(code)
 
 
-def _probe() -> int:
+def _probe(uid: int) -> int:
     """The start-up self-test: is the job locked in as intended?"""
     problems = []
-    if os.getuid() != NOBODY or os.getgid() != NOBODY:
+    if os.getuid() != uid or os.getgid() != uid:
         problems.append(f"uid {os.getuid()} gid {os.getgid()}")
     with open("/proc/self/status") as fh:
         status = dict(line.split(":", 1) for line in fh if ":" in line)
@@ -154,6 +165,7 @@ def leader(spec: dict[str, Any], fds: list[int], report: int) -> None:
 
     try:
         close_fds_except({*fds, report})
+        uid = job_uid(spec)
         syscalls.unshare(
             syscalls.CLONE_NEWNS
             | syscalls.CLONE_NEWPID
@@ -167,7 +179,7 @@ def leader(spec: dict[str, Any], fds: list[int], report: int) -> None:
             "/tmp",
             "tmpfs",
             syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC,
-            f"size={int(spec['tmp_bytes'])},nr_inodes=16384,mode=0700,uid={NOBODY},gid={NOBODY}",
+            f"size={int(spec['tmp_bytes'])},nr_inodes=16384,mode=0700,uid={uid},gid={uid}",
         )
         # The first process in the new pid namespace is its init: a plain `sleep` (no copy of
         # this process needed). It never reaps, so a job's exited processes stay zombies and

@@ -28,6 +28,7 @@ import numpy as np
 from grader.errors import GradingError, PlatformError
 from grader.runner import Job, Prediction, Progress, _TailBuffer, run_protocol
 from grader.sandbox import bwrap, channel
+from grader.sandbox.job import MIN_JOB_UID, NOBODY
 
 UNAVAILABLE = "grading is not available on this host"
 _ids = itertools.count(1)
@@ -76,10 +77,12 @@ class _JobProcess:
 class _Zygote:
     """A running zygote: the bwrap process, the control socket, and a thread reading replies."""
 
-    def __init__(self, bwrap_path: str, layout: bwrap.Layout, gpu: bool, timeout: float) -> None:
+    def __init__(
+        self, bwrap_path: str, layout: bwrap.Layout, gpu: bool, timeout: float, uid: int
+    ) -> None:
         self.gpu = gpu
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = bwrap.command(bwrap_path, layout, theirs.fileno(), gpu=gpu)
+        command = bwrap.command(bwrap_path, layout, theirs.fileno(), gpu=gpu, uid=uid)
         try:
             self.proc = subprocess.Popen(
                 command,
@@ -235,7 +238,7 @@ def host_problem(bwrap_path: str) -> str:
     if os.geteuid() != 0:
         return (
             "the worker must run as root: jobs are started by root so that they can switch to"
-            " the real unprivileged uid 65534"
+            " a real unprivileged uid"
         )
     try:
         with open("/proc/self/status") as fh:
@@ -249,20 +252,36 @@ def host_problem(bwrap_path: str) -> str:
 
 
 class SandboxRunner:
-    """Runs each job under bubblewrap as uid 65534 with rlimits and seccomp; see the package."""
+    """Runs each job under bubblewrap as an unprivileged uid with rlimits and seccomp; see the
+    package.
+
+    ``uid`` (default 65534, "nobody") is the uid and gid of this runner's jobs. The kernel counts
+    the process limit per uid, so runners on one host that grade at the same time (one worker
+    per GPU) should each have their own: a fork bomb in one job then never starves another.
+    """
 
     name = "sandbox"
 
-    def __init__(self, bwrap_path: str, *, start_timeout: float = 120.0) -> None:
+    def __init__(self, bwrap_path: str, *, start_timeout: float = 120.0, uid: int = NOBODY) -> None:
+        if not MIN_JOB_UID <= uid <= NOBODY:
+            raise ValueError(
+                f"sandbox uid {uid} is not an unprivileged uid ({MIN_JOB_UID}-{NOBODY})"
+            )
         self.bwrap = bwrap_path
         self.layout = bwrap.current_layout()
         self.start_timeout = start_timeout
+        self.uid = uid
         self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def create(
-        cls, bwrap: str | None = None, *, gpu: bool = False, start_timeout: float = 120.0
+        cls,
+        bwrap: str | None = None,
+        *,
+        gpu: bool = False,
+        start_timeout: float = 120.0,
+        uid: int = NOBODY,
     ) -> SandboxRunner:
         """Start a runner, or raise ``PlatformError("sandbox_unavailable")`` saying why not.
 
@@ -272,7 +291,7 @@ class SandboxRunner:
         problem = host_problem(path)
         if problem:
             raise PlatformError("sandbox_unavailable", UNAVAILABLE, problem)
-        runner = cls(path, start_timeout=start_timeout)
+        runner = cls(path, start_timeout=start_timeout, uid=uid)
         runner._ensure(gpu)
         return runner
 
@@ -282,7 +301,9 @@ class SandboxRunner:
             if zygote is None or not zygote.alive or (gpu and not zygote.gpu):
                 if zygote is not None:
                     zygote.close()
-                zygote = self._zygote = _Zygote(self.bwrap, self.layout, gpu, self.start_timeout)
+                zygote = self._zygote = _Zygote(
+                    self.bwrap, self.layout, gpu, self.start_timeout, self.uid
+                )
             return zygote
 
     def predict(

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.sandbox import channel
+from grader.sandbox.job import NOBODY, proc_status
 from grader.sandbox.job import leader as run_leader
-from grader.sandbox.job import proc_status
 
 #: a stuck job is killed this long after its own wall-clock deadline, whatever the parent does
 DEADLINE_GRACE = 10.0
@@ -54,11 +54,14 @@ class _Job:
 
 
 class Zygote:
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, uid: int = NOBODY) -> None:
         self.control = control
+        #: every job of this zygote runs as this uid (and gid): its own process budget
+        self.uid = uid
         self.jobs: dict[int, _Job] = {}  # by the read end of the leader's report pipe
 
     def spawn(self, spec: dict[str, Any], fds: list[int]) -> _Job:
+        spec = {**spec, "uid": self.uid}  # set here, never taken from the parent's message
         sys.stdout.flush()
         sys.stderr.flush()
         pipe: tuple[int, ...] = ()
@@ -234,11 +237,12 @@ def warm_up() -> None:
 
 def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
+    uid = int(argv[2]) if len(argv) > 2 else NOBODY
     stage = "warm_up"
     try:
         warm_up()
         stage = "self_test"
-        problem = Zygote(control).self_test()
+        problem = Zygote(control, uid).self_test()
     except BaseException:
         traceback.print_exc()
         problem = traceback.format_exc(limit=4)[-2000:]
@@ -246,7 +250,7 @@ def main(argv: list[str]) -> int:
         channel.send(control, {"type": "error", "stage": stage, "detail": problem})
         return 1
     channel.send(control, {"type": "ready", "pid": os.getpid(), "rss": proc_status("VmRSS")})
-    Zygote(control).serve()
+    Zygote(control, uid).serve()
     return 0
 
 

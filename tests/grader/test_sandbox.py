@@ -261,6 +261,88 @@ def test_consecutive_jobs_share_no_tmp_and_no_processes(runner, tmp_path):
     assert second["pids"] == [2]
 
 
+def _uid_processes(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            count += f"\nUid:\t{uid}\t" in status
+    return count
+
+
+@pytest.mark.slow
+def test_runners_with_their_own_uid_do_not_share_a_process_budget(runner, tmp_path):
+    """One worker per GPU grades at the same time on one host. The kernel counts RLIMIT_NPROC
+    per uid, so a model that forks up to its limit would leave a job of the same uid unable to
+    start a single thread; each runner's own uid keeps the other job unaffected."""
+    other = SandboxRunner.create(uid=64000)
+    hog_dir, probe_dir = tmp_path / "hog", tmp_path / "probe"
+    hog_dir.mkdir()
+    probe_dir.mkdir()
+    hog = """
+        import os, time
+        for _ in range(40):
+            try:
+                if os.fork() == 0:
+                    time.sleep(600)
+            except OSError:
+                break
+        time.sleep(600)
+    """
+    failures: list[BaseException] = []
+
+    def run_hog() -> None:
+        try:
+            _probe(runner, hog_dir, hog, Limits(wall_seconds=8, processes=16))
+        except GradingError as exc:  # the expected end: its wall clock runs out
+            if exc.code != "timeout":
+                failures.append(exc)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run_hog)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 6
+        while _uid_processes(65534) < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _uid_processes(65534) >= 16, "the hog did not use up its process budget"
+        report = _probe(
+            other,
+            probe_dir,
+            """
+            import os
+            report["uid"] = [os.getuid(), os.getgid()]
+            children = []
+            for _ in range(8):
+                try:
+                    pid = os.fork()
+                except OSError:
+                    break
+                if pid == 0:
+                    os._exit(0)
+                children.append(pid)
+            report["forked"] = len(children)
+            for pid in children:
+                os.waitpid(pid, 0)
+            """,
+            Limits(processes=16),
+        )
+    finally:
+        thread.join(30)
+        other.close()
+    assert failures == []
+    assert report == {"uid": [64000, 64000], "forked": 8}
+
+
+def test_a_runner_refuses_a_privileged_uid():
+    with pytest.raises(ValueError, match="not an unprivileged uid"):
+        SandboxRunner("/usr/bin/bwrap", uid=0)
+
+
 def test_without_bubblewrap_nothing_runs(monkeypatch):
     started: list[object] = []
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))

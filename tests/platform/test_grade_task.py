@@ -153,12 +153,29 @@ def test_it_backs_off_exponentially(settings):
 
 def test_it_asks_for_the_sandbox_when_grader_sandbox_is_on(settings, monkeypatch):
     calls = []
-    monkeypatch.setattr(tasks, "make_runner", lambda sandboxed: calls.append(sandboxed) or object())
+    monkeypatch.setattr(
+        tasks, "make_runner", lambda sandboxed, uid: calls.append((sandboxed, uid)) or object()
+    )
     settings.GRADER_SANDBOX = True
+    settings.GRADER_SANDBOX_UID = 65000
 
     tasks.get_runner()
 
-    assert calls == [True]
+    assert calls == [(True, 65000)]
+
+
+def test_each_pool_process_gets_its_own_sandbox_uid(settings, monkeypatch):
+    from billiard.process import current_process
+
+    settings.GRADER_SANDBOX_UID = 65534
+    main = tasks.sandbox_uid()
+    monkeypatch.setattr(current_process(), "index", 3, raising=False)
+
+    assert (main, tasks.sandbox_uid()) == (65534, 65531)
+    settings.GRADER_SANDBOX_UID = 1002
+    with pytest.raises(PlatformError) as refused:
+        tasks.sandbox_uid()
+    assert "leaves pool process 3 the uid 999" in refused.value.detail
 
 
 def test_it_keeps_an_infinite_score(enrollment, challenge):
