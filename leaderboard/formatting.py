@@ -6,10 +6,8 @@ import math
 from datetime import datetime, tzinfo
 from typing import Any
 
-# Re-exported: pages and the API write results in the grader's JSON convention.
 
-
-def _number(value: Any) -> float | None:
+def stored_number(value: Any) -> float | None:
     """A figure read from stored metrics: JSON gives numbers, "Infinity", or nothing at all."""
     if isinstance(value, bool) or value in (None, ""):
         return None
@@ -21,7 +19,7 @@ def _number(value: Any) -> float | None:
 
 def format_score(score: Any, display: str) -> str:
     """``display`` is the task kind's ``score_display``: "number" or "percent"."""
-    score = _number(score)
+    score = stored_number(score)
     if score is None or math.isnan(score):
         return "—"
     if math.isinf(score):
@@ -32,7 +30,7 @@ def format_score(score: Any, display: str) -> str:
 
 
 def format_mse(mse: Any) -> str:
-    mse = _number(mse)
+    mse = stored_number(mse)
     if mse is None or math.isnan(mse):
         return "—"
     # Students compare against their own evaluation to 1e-6.

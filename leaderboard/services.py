@@ -127,10 +127,6 @@ def _ranks(scores: list[float]) -> list[int]:
     return ranks
 
 
-def _mse(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
 #: how long a computed board may be reused; a new upload or result changes its key at once, so
 #: this only bounds how long an edit that changes neither (a deletion in the admin) goes unseen
 BOARD_CACHE_SECONDS = 60
@@ -188,7 +184,7 @@ def leaderboard_compute(challenge: Challenge) -> Leaderboard:
             rank=rank,
             handle=b["handle"],
             score=float(b["score"]),
-            mse=_mse(b["mse"]),
+            mse=b["mse"],
             passed=bool(b["passed"]),
             submissions=b["uploads"],
             submitted_at=b["created_at"],
@@ -223,7 +219,7 @@ def gradebook_rows(challenge: Challenge) -> list[GradebookRow]:
                 handle=student.handle,
                 rank=rank,
                 best_score=None if b is None else float(b["score"]),
-                mse=None if b is None else _mse(b["mse"]),
+                mse=None if b is None else b["mse"],
                 passed=b is not None and bool(b["passed"]),
                 submissions=uploads.get(student.pk, 0),
                 best_submitted_at=None if b is None else b["created_at"],

@@ -27,20 +27,11 @@ from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from leaderboard.formatting import stored_number
 from leaderboard.models import Challenge
 from submissions.models import Standing, Submission
 
 FIELDS = ("best_id", "score", "passed", "mse", "best_created_at", "uploads")
-
-
-def _number(value: Any) -> float | None:
-    """An MSE read from stored metrics: a number, "Infinity", or nothing."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def standing_compute(enrollment_id: int, challenge_id: int) -> dict[str, Any]:
@@ -64,7 +55,7 @@ def standing_compute(enrollment_id: int, challenge_id: int) -> dict[str, Any]:
         "best_id": best["id"],
         "score": best["score"],
         "passed": bool(best["passed"]),
-        "mse": _number(best["mse"]),
+        "mse": stored_number(best["mse"]),
         "best_created_at": best["created_at"],
         "uploads": uploads,
     }

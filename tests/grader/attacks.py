@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import io
 import json
+import os
 import pickle
 import stat
 import textwrap
@@ -40,6 +41,20 @@ def shared_runner() -> SandboxRunner:
         _runner = SandboxRunner.create()
         atexit.register(_runner.close)
     return _runner
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the host's processes running as ``uid`` (a job's, from outside the sandbox)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            if f"\nUid:\t{uid}\t" in status:
+                found.append(int(entry))
+    return found
 
 
 def write_dataset(root: Path, count: int = 6, seed: int = 1) -> list[str]:

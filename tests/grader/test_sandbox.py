@@ -261,18 +261,6 @@ def test_consecutive_jobs_share_no_tmp_and_no_processes(runner, tmp_path):
     assert second["pids"] == [2]
 
 
-def _uid_processes(uid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                status = Path(f"/proc/{entry}/status").read_text()
-            except OSError:
-                continue
-            count += f"\nUid:\t{uid}\t" in status
-    return count
-
-
 @pytest.mark.slow
 def test_runners_with_their_own_uid_do_not_share_a_process_budget(runner, tmp_path):
     """One worker per GPU grades at the same time on one host. The kernel counts RLIMIT_NPROC
@@ -307,9 +295,9 @@ def test_runners_with_their_own_uid_do_not_share_a_process_budget(runner, tmp_pa
     try:
         thread.start()
         deadline = time.monotonic() + 6
-        while _uid_processes(65534) < 16 and time.monotonic() < deadline:
+        while len(attacks.processes_of(65534)) < 16 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _uid_processes(65534) >= 16, "the hog did not use up its process budget"
+        assert len(attacks.processes_of(65534)) >= 16, "the hog did not use up its process budget"
         report = _probe(
             other,
             probe_dir,
