@@ -17,7 +17,7 @@ SERVICES_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/leaderboard \
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15
 
 test: install-dev
-	$(TEST_ENV) $(PY) -m pytest -m "not postgres"
+	$(TEST_ENV) $(PY) -m pytest
 	$(TEST_ENV) $(SERVICES_ENV) $(PY) -m pytest -m "not browser" tests/platform tests/integration
 
 lint: install-dev
