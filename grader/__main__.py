@@ -161,6 +161,11 @@ def _check_without_data(args: argparse.Namespace, runner: Any, limits: Limits) -
     job = Job(args.challenge, fmt, model, args.device, 2, limits)
     prediction = runner.predict(job, inputs, 1 << 26)
     kind.check_predictions(prediction.predictions, 2)
+    if args.json:
+        # No data, so no score: what was checked, in the same keys ``evaluate --json`` uses.
+        checked = {"task": args.challenge, "format": fmt, "params": prediction.params}
+        print(json.dumps({**checked, "output_shape": "ok", "score": None}))
+        return 0
     rows = [
         ("format", formats.FORMATS[fmt]),
         ("parameters", f"{prediction.params:,}"),

@@ -210,6 +210,20 @@ def test_it_checks_a_model_without_data(setup: Setup) -> None:
     assert re.search(r"^output shape:\s+OK", result.stdout, re.MULTILINE)
 
 
+def test_it_checks_a_model_without_data_as_json(setup: Setup) -> None:
+    result = run_grader(
+        "check", setup.segmentation_pt2, "--challenge", "segmentation", "--no-sandbox", "--json"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert only_json(result.stdout) == {
+        "task": "segmentation",
+        "format": "pt2",
+        "params": 431,
+        "output_shape": "ok",
+        "score": None,
+    }
+
+
 def test_it_checks_a_model_on_validation_data_with_a_score_and_verdict(setup: Setup) -> None:
     result = run_grader(
         "check", setup.keypoints_pt2, "--challenge", "keypoints",
