@@ -141,8 +141,13 @@ def submission_create(
             queued_at=now,
         )
         submission.file.save("upload.bin", upload, save=False)
-        submission.save(force_insert=True)
-        submission_enqueue(submission)
+        try:
+            submission.save(force_insert=True)
+            submission_enqueue(submission)
+        except BaseException:
+            # The row is rolled back: the stored file would be an orphan nothing points at.
+            submission.file.delete(save=False)
+            raise
     logger.info(
         "submission %s: %s uploaded %s (%d bytes) to %s",
         submission.pk,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -167,3 +168,25 @@ def test_it_counts_the_quota_per_challenge(enrollment, challenge, semester, tiny
         make_submission(enrollment, other)
 
     assert form_for(enrollment, challenge, model_upload(tiny_models.zeros)).is_valid()
+
+
+def test_a_failed_upload_leaves_no_file_behind(
+    client, student, enrollment, challenge, tiny_models, settings, monkeypatch
+):
+    from submissions import services
+
+    def broker_library_bug(submission):
+        raise RuntimeError("broken after the file was stored")
+
+    monkeypatch.setattr(services, "submission_enqueue", broker_library_bug)
+    client.force_login(student)
+    client.raise_request_exception = False
+
+    response = client.post(
+        f"/challenges/{challenge.slug}/", {"file": model_upload(tiny_models.zeros)}
+    )
+
+    assert response.status_code == 500
+    assert not Submission.objects.exists()
+    stored = Path(settings.MEDIA_ROOT) / "submissions"
+    assert not stored.exists() or list(stored.iterdir()) == []
