@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from grader import __version__ as grader_version
@@ -195,6 +197,8 @@ def _close(run: GradingRun, outcome: str, **fields: Any) -> None:
         ).update(status=RegradeBatch.Status.COMPLETE, finished_at=timezone.now())
         if not completed:  # cancelled while this attempt ran
             return
+        # Whoever started it hears how it ended, once the outcome below is committed.
+        transaction.on_commit(partial(regrade_batch_notify, run.batch_id), robust=True)
         batch = RegradeBatch.objects.select_related("challenge__semester").get(pk=run.batch_id)
         if batch.dry_run:
             return
@@ -377,6 +381,41 @@ def regrade_batch_cancel(batch: RegradeBatch, user: Any = None, reason: str = ""
     batch.status, batch.note = RegradeBatch.Status.CANCELLED, note
     logger.info("re-grade %s cancelled: %d attempt(s) not run", batch.pk, cancelled)
     return cancelled
+
+
+def regrade_batch_notify(batch_id: int) -> None:
+    """Email whoever started a batch that it finished: published, or waiting for them and why.
+
+    A re-grade of a whole challenge can take an hour; nobody should have to watch the page.
+    """
+    batch = (
+        RegradeBatch.objects.select_related("challenge", "created_by").filter(pk=batch_id).first()
+    )
+    if batch is None or batch.created_by is None or not batch.created_by.email:
+        return
+    if batch.status == RegradeBatch.Status.PUBLISHED:
+        outcome = "It is published: the leaderboard shows the new results."
+    elif batch.dry_run:
+        outcome = (
+            "It was a dry run: nothing is published. Publish it from the challenge's admin page"
+            " if its results are right."
+        )
+    else:
+        outcome = f"It is NOT published. {batch.note}"
+    report = settings.SITE_URL + reverse("regrade_report", args=[batch.pk])
+    page = settings.SITE_URL + reverse(
+        "admin:leaderboard_challenge_change", args=[batch.challenge_id]
+    )
+    send_mail(
+        subject=f"[{batch.challenge.title}] Re-grade #{batch.pk}: {batch.get_status_display()}",
+        message=(
+            f"Re-grade #{batch.pk} of {batch.challenge.slug} ({batch.reason}) finished:"
+            f" {Progress.of(batch)}, {len(regrade_batch_report(batch))} submission(s) changed.\n\n"
+            f"{outcome}\n\nWhat changed: {report}\nThe challenge's re-grades: {page}\n"
+        ),
+        from_email=None,
+        recipient_list=[batch.created_by.email],
+    )
 
 
 def regrade_batch_progress(batch: RegradeBatch) -> Progress:

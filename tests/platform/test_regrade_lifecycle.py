@@ -259,3 +259,44 @@ def test_the_student_sees_that_their_result_was_regraded(
     assert "before, it had a score of 150.00 (passed)" in after
     assert "Not passed" in after
     assert "leaked test set" not in after  # the reason is for staff
+
+
+def test_whoever_started_it_hears_how_it_ended(
+    two, challenge, semester, staff, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    dry = regrade_batch_start(challenge, staff, "what if", dry_run=True)
+    held = regrade_batch_start(challenge, staff, "after the deadline")
+    with django_capture_on_commit_callbacks(execute=True):
+        finish_all(dry, 300.0)
+    semester.closed = True
+    semester.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        finish_all(held, 300.0)
+
+    assert [m.to for m in mail.outbox] == [[staff.email], [staff.email]]
+    first, second = (m.body for m in mail.outbox)
+    assert (
+        mail.outbox[0].subject
+        == f"[{challenge.title}] Re-grade #{dry.pk}: Complete (not published)"
+    )
+    assert "2 of 2 graded, 0 failure(s), 2 submission(s) changed" in first
+    assert "It was a dry run: nothing is published." in first
+    assert f"http://testserver/staff/regrades/{dry.pk}/" in first
+    assert "It is NOT published. Held back: the " in second
+    assert "semester is closed" in second
+
+
+def test_nobody_is_emailed_about_a_batch_started_from_a_shell(
+    two, challenge, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    batch = regrade_batch_start(challenge, None, "manage.py regrade")
+    with django_capture_on_commit_callbacks(execute=True):
+        finish_all(batch, 300.0)
+
+    batch.refresh_from_db()
+    assert batch.status == RegradeBatch.Status.PUBLISHED
+    assert mail.outbox == []
