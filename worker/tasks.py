@@ -15,6 +15,7 @@ from django.conf import settings
 from grader.errors import PlatformError
 from grader.runner import Runner
 from grader.runners import make_runner
+from grader.sandbox.job import MIN_JOB_UID
 from submissions.regrade import regrade_run_claim
 from submissions.services import submission_claim
 from submissions.sweep import submissions_sweep
@@ -61,12 +62,12 @@ def sandbox_uid() -> int:
 
     index = getattr(current_process(), "index", None) or 0
     uid = int(settings.GRADER_SANDBOX_UID) - int(index)
-    if uid < 1000:
+    if uid < MIN_JOB_UID:
         raise PlatformError(
             "sandbox_unavailable",
             "this worker cannot start the sandbox",
             f"GRADER_SANDBOX_UID={settings.GRADER_SANDBOX_UID} leaves pool process {index}"
-            f" the uid {uid}, below 1000",
+            f" the uid {uid}, below {MIN_JOB_UID}",
         )
     return uid
 

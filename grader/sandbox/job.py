@@ -82,12 +82,16 @@ def _apply_rlimits(spec: dict[str, Any]) -> None:
         resource.setrlimit(kind, (value, hard))
 
 
-def job_uid(spec: dict[str, Any]) -> int:
-    """The unprivileged uid (and gid) the job runs as: the zygote's, 65534 unless configured."""
-    uid = int(spec.get("uid", NOBODY))
+def checked_uid(uid: int) -> int:
+    """``uid`` if a job may run as it, else ``ValueError``: only unprivileged uids."""
     if not MIN_JOB_UID <= uid <= NOBODY:
         raise ValueError(f"job uid {uid} is not an unprivileged uid ({MIN_JOB_UID}-{NOBODY})")
     return uid
+
+
+def job_uid(spec: dict[str, Any]) -> int:
+    """The unprivileged uid (and gid) the job runs as: the zygote's, 65534 unless configured."""
+    return checked_uid(int(spec.get("uid", NOBODY)))
 
 
 def _become_nobody(uid: int) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from grader.errors import GradingError, PlatformError
 from grader.runner import Job, Prediction, Progress, _TailBuffer, run_protocol
 from grader.sandbox import bwrap, channel
-from grader.sandbox.job import MIN_JOB_UID, NOBODY
+from grader.sandbox.job import NOBODY, checked_uid
 
 UNAVAILABLE = "grading is not available on this host"
 _ids = itertools.count(1)
@@ -263,14 +263,10 @@ class SandboxRunner:
     name = "sandbox"
 
     def __init__(self, bwrap_path: str, *, start_timeout: float = 120.0, uid: int = NOBODY) -> None:
-        if not MIN_JOB_UID <= uid <= NOBODY:
-            raise ValueError(
-                f"sandbox uid {uid} is not an unprivileged uid ({MIN_JOB_UID}-{NOBODY})"
-            )
+        self.uid = checked_uid(uid)
         self.bwrap = bwrap_path
         self.layout = bwrap.current_layout()
         self.start_timeout = start_timeout
-        self.uid = uid
         self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
 
