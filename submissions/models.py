@@ -108,12 +108,9 @@ class Submission(models.Model):
 class RegradeBatchQuerySet(models.QuerySet["RegradeBatch"]):
     def with_progress(self) -> RegradeBatchQuerySet:
         """Annotated with ``done`` and ``failed`` attempts, in the same query."""
-        pending = [GradingRun.Outcome.QUEUED, GradingRun.Outcome.RUNNING]
+        not_done = [*GradingRun.PENDING, GradingRun.Outcome.CANCELLED]
         return self.annotate(
-            done=models.Count(
-                "runs",
-                filter=~models.Q(runs__outcome__in=[*pending, GradingRun.Outcome.CANCELLED]),
-            ),
+            done=models.Count("runs", filter=~models.Q(runs__outcome__in=not_done)),
             failed=models.Count("runs", filter=models.Q(runs__outcome__in=GradingRun.FAILURES)),
         )
 

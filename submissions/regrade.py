@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FINISHED = Submission.Status.GRADED, Submission.Status.FAILED
-PENDING_RUNS = GradingRun.PENDING
 LOST_NOTE = "the worker went away: no result after the hard time limit"
 
 
@@ -188,9 +187,11 @@ def _close(run: GradingRun, outcome: str, **fields: Any) -> None:
         if "log" in fields:
             fields["log"] = _keep_log(fields["log"])
         GradingRun.objects.filter(pk=run.pk, outcome=GradingRun.Outcome.RUNNING).update(**fields)
-        if outcome in PENDING_RUNS:
+        if outcome in GradingRun.PENDING:
             return
-        if GradingRun.objects.filter(batch_id=run.batch_id, outcome__in=PENDING_RUNS).exists():
+        if GradingRun.objects.filter(
+            batch_id=run.batch_id, outcome__in=GradingRun.PENDING
+        ).exists():
             return
         completed = RegradeBatch.objects.filter(
             pk=run.batch_id, status=RegradeBatch.Status.RUNNING
@@ -416,10 +417,6 @@ def regrade_batch_notify(batch_id: int) -> None:
         from_email=None,
         recipient_list=[batch.created_by.email],
     )
-
-
-def regrade_batch_progress(batch: RegradeBatch) -> Progress:
-    return Progress.of(batch)
 
 
 def regrade_batch_report(batch: RegradeBatch) -> list[Change]:

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 
 from leaderboard.access import AuthedRequest, User, is_staff
 from submissions.models import RegradeBatch
-from submissions.regrade import regrade_batch_progress, regrade_batch_report
+from submissions.regrade import Progress, regrade_batch_report
 
 
 def batch_for_staff(user: User, pk: int) -> RegradeBatch:
@@ -52,5 +52,5 @@ def regrade_report(request: AuthedRequest, pk: int) -> HttpResponse:
                 ]
             )
         return response
-    context = {"batch": batch, "changes": changes, "progress": regrade_batch_progress(batch)}
+    context = {"batch": batch, "changes": changes, "progress": Progress.of(batch)}
     return render(request, "submissions/regrade_report.html", context)

@@ -14,7 +14,6 @@ from submissions.regrade import (
     Progress,
     RegradeRefused,
     regrade_batch_cancel,
-    regrade_batch_progress,
     regrade_batch_publish,
     regrade_batch_report,
     regrade_batch_start,
@@ -121,7 +120,7 @@ class Command(BaseCommand):
         started, last = time.monotonic(), None
         while True:
             batch.refresh_from_db()
-            progress = regrade_batch_progress(batch)
+            progress = Progress.of(batch)
             if tty:
                 self.stdout.write("\r" + bar(progress, time.monotonic() - started), ending="")
                 self.stdout.flush()
