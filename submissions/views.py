@@ -118,7 +118,11 @@ def _last_regrade(submission: Submission) -> GradingRun | None:
     """The published re-grade the current result comes from, if any: students see when and
     what they had before, so a changed score is never a mystery."""
     return (
-        submission.runs.filter(batch__status=RegradeBatch.Status.PUBLISHED)
+        submission.runs.filter(
+            batch__status=RegradeBatch.Status.PUBLISHED,
+            # Only these gave the submission a result; a lost attempt left the old one.
+            outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED],
+        )
         .select_related("batch")
         .order_by("-batch__published_at")
         .first()

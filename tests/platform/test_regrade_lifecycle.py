@@ -300,3 +300,25 @@ def test_nobody_is_emailed_about_a_batch_started_from_a_shell(
     batch.refresh_from_db()
     assert batch.status == RegradeBatch.Status.PUBLISHED
     assert mail.outbox == []
+
+
+def test_a_lost_attempt_does_not_tell_the_student_of_a_regrade(
+    client, two, challenge, staff, student, enrollment, settings
+):
+    settings.GRADER_MAX_ATTEMPTS = 1
+    _soft, hard = grading_time_limits(challenge)
+    mine = next(s for s in two if s.enrollment_id == enrollment.pk)
+    batch = regrade_batch_start(challenge, staff, "worker trouble")
+    lost = batch.runs.get(submission=mine)
+    assert regrade_run_claim(lost.pk) is not None
+    finish(batch.runs.exclude(pk=lost.pk).get(), 300.0)
+    age(lost, hard + settings.GRADER_STUCK_RUNNING_GRACE_SECONDS + 5)
+    assert submissions_sweep().runs.lost == [lost.pk]  # its worker died: the batch completes
+    batch.refresh_from_db()
+    assert batch.status == RegradeBatch.Status.PUBLISHED
+    client.force_login(student)
+
+    page = client.get(f"/submissions/{mine.pk}/").content.decode()
+
+    assert "Re-graded" not in page
+    assert "150.00" in page
