@@ -34,10 +34,11 @@ import eval_data
 from benchmarks.reference_models import KEYPOINT_SEED_PARAMS, count_params, keypoint_seed_model
 from eval_data.manifest import write_manifest
 from grader.evaluate import Evaluation, evaluate
+from grader.kinds.keypoints import keypoint_metrics
 from grader.limits import Limits
-from grader.runner import ProcessRunner, Runner
+from grader.runners import Runner
+from grader.runners.process import ProcessRunner
 from grader.sandbox import SandboxRunner
-from grader.tasks.keypoints import keypoint_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZE = 32  # the grader's default

@@ -24,10 +24,12 @@ import torch
 
 from benchmarks.reference_models import KEYPOINT_SEED_PARAMS, keypoint_seed_model
 from grader import formats
-from grader.checks import prepare_upload
-from grader.child import load_model
+from grader.formats import load_model
+from grader.formats.upload import prepare_upload
+from grader.kinds import get_kind
 from grader.limits import MB
-from grader.runner import Job, ProcessRunner
+from grader.runners import Job
+from grader.runners.process import ProcessRunner
 from grader.sandbox import SandboxRunner
 
 T = TypeVar("T")
@@ -47,7 +49,7 @@ def export(path: Path) -> bytes:
 
 def in_process(data: bytes, inputs: np.ndarray) -> np.ndarray:
     """What the child does, in this process: load, then predict batch by batch."""
-    predict, _ = load_model(formats.PT2, data, "cpu", 1, "keypoints")
+    predict, _ = load_model(formats.PT2, data, "cpu", 1, get_kind("keypoints"))
     with torch.inference_mode():
         return np.concatenate(
             [predict(np.array(inputs[i : i + BATCH])) for i in range(0, len(inputs), BATCH)]

@@ -16,8 +16,10 @@ class DatasetError(Exception):
 class Dataset:
     """Inputs the model sees and labels only the trusted grader sees.
 
-    ``inputs`` is float32 with the batch first; ``labels`` is whatever the task's metric takes.
-    ``report`` holds reader facts worth showing staff (rows dropped, unknown label colours, ...).
+    ``inputs`` is float32 with the batch first; ``labels`` is whatever the kind's metric takes.
+    ``classes`` names the class indices where the labels are classes read from the layout
+    (classification's sorted folder names). ``report`` holds reader facts worth showing staff
+    (rows dropped, unknown label colours, empty class folders, ...).
     """
 
     task: str
@@ -26,6 +28,7 @@ class Dataset:
     dataset_hash: str
     ids: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])

@@ -1,9 +1,11 @@
 """Small models trained on synthetic data, exported as ``.pt2`` files, that pass or fail on purpose.
 
 They give the grader's tests and benchmarks real programs to run without any download: a
-``*_pass`` model clears the default threshold on freshly synthesised test data, a ``*_fail``
-model has the right output shape but a score well below it. Training data comes from the same
-generators as ``python -m eval_data synth``, with seeds no test set uses.
+``<kind>_pass`` model clears the default threshold on freshly synthesised test data, a
+``<kind>_fail`` model has the right output shape but a score well below it. Each kind trains its
+own pair (``eval_data/kinds/<kind>/demo.py``, reached through ``DatasetKind.demo_models``) on the
+same generator as ``python -m eval_data synth``, with seeds no test set uses; this module holds
+the training loop they share and writes the files.
 """
 
 from __future__ import annotations
@@ -13,81 +15,31 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from eval_data.kinds.keypoints import normalise, render_faces
-from eval_data.kinds.segmentation import NUM_CLASSES, prepare, render_scenes
-
-#: training data seeds are offset so that no small ``synth --seed`` collides with them
-KEYPOINTS_SEED_OFFSET = 1_000_003
-SEGMENTATION_SEED_OFFSET = 2_000_003
-KEYPOINTS_TRAIN = 1600
-SEGMENTATION_TRAIN = 160
+from eval_data.kinds import get_kind, kind_names
 
 
-def _block(
+@dataclass(frozen=True)
+class DemoModels:
+    """A kind's two demo models and an example batch to export them with."""
+
+    passing: nn.Module
+    failing: nn.Module
+    example: torch.Tensor
+
+
+def block(
     cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1
 ) -> list[nn.Module]:
     padding = 0 if stride > 1 else dilation * (kernel // 2)
     conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation, bias=False)
     return [conv, nn.BatchNorm2d(cout), nn.ReLU()]
-
-
-def keypoint_net() -> nn.Sequential:
-    """About 375k parameters; stride and pooling in the stem keep a training step cheap on a CPU."""
-    return nn.Sequential(
-        nn.Conv2d(1, 24, 5, stride=2, padding=2, bias=False),
-        nn.BatchNorm2d(24),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        *_block(24, 48),
-        nn.MaxPool2d(2),
-        *_block(48, 64),
-        nn.MaxPool2d(2),
-        *_block(64, 64),
-        nn.Flatten(),
-        nn.Linear(64 * 6 * 6, 128),
-        nn.ReLU(),
-        nn.Linear(128, 30),
-    )
-
-
-class SegmentationNet(nn.Module):
-    """Classifies 4x4 patches with dilated context, then upsamples the scores to full size.
-
-    MSRC-style targets leave region borders void, so quarter-resolution scores lose little
-    accuracy, and a step costs a sixteenth of a full-resolution network.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            *_block(3, 24, kernel=4, stride=4),
-            *_block(24, 32),
-            *_block(32, 32, dilation=2),
-            *_block(32, 32, dilation=4),
-            nn.Conv2d(32, NUM_CLASSES, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.body(x), scale_factor=4.0, mode="bilinear", align_corners=False)
-
-
-def constant_segmentation(class_id: int) -> nn.Module:
-    """A valid model that scores every pixel as ``class_id``, whatever the image."""
-    model = nn.Conv2d(3, NUM_CLASSES, 1)
-    bias = torch.zeros(NUM_CLASSES)
-    bias[class_id] = 1.0
-    with torch.no_grad():
-        model.weight.zero_()
-        model.bias = nn.Parameter(bias)
-    return model
 
 
 def _batches(count: int, batch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -99,7 +51,7 @@ def _batches(count: int, batch: int, generator: torch.Generator) -> Iterator[tor
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _fit(
+def fit(
     model: nn.Module,
     loss_fn: LossFn,
     data: tuple[torch.Tensor, torch.Tensor],
@@ -142,40 +94,8 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     torch.export.save(program, str(path))
 
 
-def _keypoint_models(seed: int, progress: bool) -> tuple[nn.Module, nn.Module, torch.Tensor]:
-    images, points = render_faces(KEYPOINTS_TRAIN, seed + KEYPOINTS_SEED_OFFSET)
-    inputs = torch.from_numpy(images[:, None].astype(np.float32) / np.float32(255))
-    labels = torch.from_numpy(normalise(points))
-    passing = keypoint_net()
-    _fit(passing, F.mse_loss, (inputs, labels), (3, 32, 3e-3), seed, "keypoints", progress)
-    # Same architecture, but the head ignores the image and answers the mean face.
-    failing = keypoint_net().eval()
-    head = failing[-1]
-    assert isinstance(head, nn.Linear)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.copy_(labels.mean(dim=0))
-    return passing, failing, inputs[:2]
-
-
-def _segmentation_models(seed: int, progress: bool) -> tuple[nn.Module, nn.Module, torch.Tensor]:
-    inputs_np, labels_np, _ = prepare(
-        *render_scenes(SEGMENTATION_TRAIN, seed + SEGMENTATION_SEED_OFFSET)
-    )
-    inputs = torch.from_numpy(inputs_np)
-    # Train at the network's own quarter resolution: the centre pixel of each 4x4 patch.
-    labels = torch.from_numpy(np.ascontiguousarray(labels_np[:, 2::4, 2::4]))
-    passing = SegmentationNet()
-    loss = nn.CrossEntropyLoss(ignore_index=-1)
-    data = (inputs, labels)
-    _fit(passing.body, loss, data, (4, 8, 1e-2), seed, "segmentation", progress, mirror=True)
-    counts = np.bincount(labels_np[labels_np >= 0], minlength=NUM_CLASSES)
-    failing = constant_segmentation(int(counts.argmax()))
-    return passing, failing, inputs[:2]
-
-
 def build_demo_models(out_dir: Path, seed: int = 0, progress: bool = False) -> dict[str, Path]:
-    """Train and export the four demo models into ``out_dir``; return name -> ``.pt2`` path.
+    """Train and export two demo models per kind into ``out_dir``; return name -> ``.pt2`` path.
 
     Also writes ``demo_models.json`` (name -> task, expected outcome, file). Deterministic for a
     seed on a given machine and thread count.
@@ -197,14 +117,16 @@ def _build(out_dir: Path, seed: int, progress: bool) -> dict[str, Path]:
     start = time.monotonic()
     paths: dict[str, Path] = {}
     meta: dict[str, dict[str, str]] = {}
-    for task, make in (("keypoints", _keypoint_models), ("segmentation", _segmentation_models)):
+    for task in kind_names():
         if progress:
             print(f"training {task} demo models ...", file=sys.stderr, flush=True)
-        passing, failing, example = make(seed, progress)
-        for expected, model in (("pass", passing), ("fail", failing)):
+        # Seeded per kind: each kind's weights do not depend on which kinds trained before it.
+        torch.manual_seed(seed)
+        models = get_kind(task).demo_models(seed, progress)
+        for expected, model in (("pass", models.passing), ("fail", models.failing)):
             name = f"{task}_{expected}"
             paths[name] = out_dir / f"{name}.pt2"
-            _export(model, example, paths[name])
+            _export(model, models.example, paths[name])
             meta[name] = {"task": task, "expected": expected, "file": paths[name].name}
     (out_dir / "demo_models.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if progress:

@@ -6,7 +6,9 @@
      "counts": {"files": 1, "samples": 298}, "dataset_hash": "<sha256>"}
 
 The dataset hash is the sha256 of the sorted ``path\\0sha256\\n`` lines, so it names the exact
-bytes the grader scored against and is recorded with every grading run.
+bytes the grader scored against and is recorded with every grading run. A path ending in ``/``
+is a folder that must exist (an empty class folder of an image-folder set still has a class
+index); its entry is the sha256 of nothing, so adding or removing one changes the hash.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ FORMAT = 1
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
+    if path.is_dir():
+        return digest.hexdigest()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
@@ -76,7 +80,7 @@ def verify_manifest(root: Path, task: str) -> dict[str, Any]:
         raise DatasetError(f"{path} describes a {recorded_task!r} dataset, not {task!r}")
     for name, expected in sorted(files.items()):
         file = root / name
-        if not file.is_file():
+        if not (file.is_dir() if name.endswith("/") else file.is_file()):
             raise DatasetError(
                 f"{file} is listed in {MANIFEST} but missing; restore it, or if the dataset"
                 f" was replaced on purpose run: {_fix_hint(root, task)}"

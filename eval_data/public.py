@@ -2,7 +2,8 @@
 
 Convention: the public samples of a challenge whose hidden test set is ``<root>/<data_dir>`` live
 in the sibling folder ``<root>/<data_dir>-public``, in the same on-disk format as the test set
-(for segmentation, MSRC: ``test.txt``, ``images/``, ``targets/``). They are synthesised with a
+(for segmentation, MSRC: ``test.txt``, ``images/``, ``targets/``); kinds with a
+``public_samples`` count (``grader.kinds``) draw their predictions on them. They are synthesised with a
 seed offset that no hidden set uses, so no hidden image can end up on a page. The folder is
 optional: without it, a result page shows no sample predictions.
 """
@@ -36,14 +37,13 @@ def synth_public(hidden_dir: Path, task: str, seed: int, count: int = DEFAULT_CO
     return folder
 
 
-def read_segmentation_samples(folder: Path, limit: int = DEFAULT_COUNT) -> np.ndarray:
-    """Up to ``limit`` public inputs as the grader feeds them: float32 ``(N, 3, 240, 240)``.
+def read_public_samples(folder: Path, task: str, limit: int = DEFAULT_COUNT) -> np.ndarray:
+    """Up to ``limit`` public inputs, read by the kind's reader as the grader feeds them.
 
-    Raises ``DatasetError`` if the folder is missing or unreadable.
+    Raises ``DatasetError`` if the folder is missing or unreadable. Public folders carry no
+    manifest: nothing is scored against them.
     """
-    from eval_data.kinds.segmentation import read_msrc
-
-    inputs, _, _, _ = read_msrc(Path(folder))
     if limit < 1:
         raise DatasetError("ask for at least one public sample")
-    return np.ascontiguousarray(inputs[:limit])
+    dataset = get_kind(task).read(Path(folder), dataset_hash="")
+    return np.ascontiguousarray(dataset.inputs[:limit])

@@ -1,7 +1,8 @@
 """A registry of plugin classes discovered from the modules of one package.
 
-Both ``eval_data.kinds`` and ``grader.tasks`` use it: a module defines a class decorated with
-the registry's ``register``, and adding a task kind means adding such a module, nothing else.
+``eval_data.kinds``, ``grader.kinds`` and the page layer's ``leaderboard.kinds`` use it: a
+module (or package) defines a class decorated with the registry's ``register``, and adding a
+task kind means adding one such module to each, nothing else.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from typing import Any
 from grader import formats
 from grader.errors import GradingError, PlatformError
 from grader.evaluate import Evaluation, evaluate
+from grader.kinds import get_kind, kind_names
 from grader.limits import MB, Limits
 from grader.runners import make_runner
-from grader.tasks import get_task, task_names
 
 
 def _progress_bar(enabled: bool) -> Any:
@@ -51,14 +51,14 @@ def _rows(rows: list[tuple[str, str]]) -> list[str]:
 
 def _show(evaluation: Evaluation) -> str:
     """A human-readable report; ``--json`` gives every figure, per-class ones included."""
-    kind = get_task(evaluation.task)
+    kind = get_kind(evaluation.task)
     rows = [
         ("format", formats.FORMATS[evaluation.format]),
         ("parameters", f"{evaluation.params:,}"),
         *(
             (key.replace("_", " "), _figure(value))
             for key, value in evaluation.metrics.items()
-            if not key.startswith("per_class")
+            if isinstance(value, int | float | str)
         ),
         ("dataset hash", evaluation.dataset_hash[:16]),
         ("runner", evaluation.runner),
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("model", type=Path)
-        cmd.add_argument("--challenge", required=True, choices=task_names())
+        cmd.add_argument("--challenge", required=True, choices=kind_names())
         cmd.add_argument("--data", type=Path, required=(name == "evaluate"))
         cmd.add_argument("--threshold", type=float)
         cmd.add_argument(
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    kind = get_task(args.challenge)
+    kind = get_kind(args.challenge)
     limits = Limits(
         max_params=args.max_params,
         max_file_bytes=(args.max_file_mb or kind.default_max_file_mb) * MB,
@@ -150,17 +150,19 @@ def _check_without_data(args: argparse.Namespace, runner: Any, limits: Limits) -
     """Without data: format, limits and output shape on random inputs of the right shape."""
     import numpy as np
 
-    from grader.checks import prepare_upload
-    from grader.runner import Job
+    from grader.formats.upload import prepare_upload
+    from grader.runners import Job
 
-    kind = get_task(args.challenge)
+    kind = get_kind(args.challenge)
     fmt, model = prepare_upload(
         args.model, allowed_formats=tuple(formats.FORMATS), max_bytes=limits.max_file_bytes
     )
     inputs = np.random.default_rng(0).random((2, *kind.input_shape), dtype=np.float32)
+    # No data, so none of the parameters the data decides (classification: the number of
+    # classes): the kind checks what it can without them.
     job = Job(args.challenge, fmt, model, args.device, 2, limits)
     prediction = runner.predict(job, inputs, 1 << 26)
-    kind.check_predictions(prediction.predictions, 2)
+    kind.check_predictions(prediction.predictions, 2, {})
     if args.json:
         # No data, so no score: what was checked, in the same keys ``evaluate --json`` uses.
         checked = {"task": args.challenge, "format": fmt, "params": prediction.params}

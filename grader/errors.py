@@ -12,6 +12,8 @@ Two families, because they are handled differently everywhere downstream:
 
 from __future__ import annotations
 
+import re
+
 
 class GraderError(Exception):
     """A coded error with a message for the person who can act on it and a staff-only detail."""
@@ -32,3 +34,17 @@ class GradingError(GraderError):
 
 class PlatformError(GraderError):
     """The grading host could not do its job; nothing the student did caused it."""
+
+
+def safe_message(exc: BaseException) -> str:
+    """The first line of an exception's message, with numbers that could carry data removed.
+
+    A framework error ("mat1 and mat2 shapes cannot be multiplied (4x10368 and 1296x256)") is
+    what a student needs to fix their model; a message built from test inputs must not reach
+    them, so decimals are dropped and a message with many numbers keeps only its words.
+    """
+    lines = str(exc).strip().splitlines()
+    text = re.sub(r"-?\d*\.\d+([eE][-+]?\d+)?|-?\d+[eE][-+]?\d+", "…", lines[0] if lines else "")
+    if len(re.findall(r"\d+", text)) > 8:
+        text = re.sub(r"\d+", "…", text)
+    return text[:200] or "(no message)"

@@ -1,4 +1,9 @@
-"""Grade one model file against one hidden test set: the path the worker and the CLI share."""
+"""Grade one model file against one hidden test set: the path the worker and the CLI share.
+
+``evaluate`` checks the file, runs it on the test inputs through a runner and scores what comes
+back; ``sample_picture`` runs the same bytes on a challenge's public sample images and lets the
+kind draw its predictions (never on hidden images).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from typing import Any
 
 import eval_data
 from grader import __version__, formats
-from grader.checks import prepare_upload
 from grader.errors import PlatformError
+from grader.formats.upload import prepare_upload
+from grader.kinds import TaskKind, get_kind
 from grader.limits import Limits
-from grader.runner import Job, Progress, Runner
-from grader.tasks import get_task
+from grader.runners import Job, Progress, Runner
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, eval_data.Dataset]] = {}
@@ -95,34 +100,35 @@ def evaluate(
     batch_size: int = 32,
     progress: Progress | None = None,
     on_loaded: Callable[[eval_data.Dataset], None] | None = None,
+    score_key: str = "",
 ) -> Evaluation:
-    """Check, run and score ``model_path``; raise ``GradingError`` or ``PlatformError``."""
-    kind = get_task(task)
+    """Check, run and score ``model_path``; raise ``GradingError`` or ``PlatformError``.
+
+    ``score_key`` picks the figure that ranks and passes (the kind's default if empty).
+    """
+    kind = get_kind(task)
     limits = limits or Limits()
     threshold = kind.default_threshold if threshold is None else threshold
+    score_key = score_key or kind.score_key
     fmt, model = prepare_upload(
         Path(model_path), allowed_formats=allowed_formats, max_bytes=limits.max_file_bytes
     )
     dataset = load_dataset(task, data_dir)
     if on_loaded:
         on_loaded(dataset)
-    job = Job(
-        task=task,
-        format=fmt,
-        model=model,
-        device=device,
-        batch_size=batch_size,
-        limits=limits,
+    params = kind.params_for(dataset)
+    job = Job(kind.name, fmt, model, device, batch_size, limits, params)
+    prediction = runner.predict(
+        job, dataset.inputs, output_bound(kind, params, len(dataset)), progress
     )
-    per_sample = math.prod(kind.prediction_shape) * 8
-    prediction = runner.predict(job, dataset.inputs, len(dataset) * per_sample + 4096, progress)
-    predictions = kind.check_predictions(prediction.predictions, len(dataset))
-    metrics = kind.compute_metrics(predictions, dataset.labels)
+    predictions = kind.check_predictions(prediction.predictions, len(dataset), params)
+    metrics = kind.compute_metrics(predictions, dataset)
+    score = metrics.get(score_key)
     return Evaluation(
         task=task,
         format=fmt,
-        score=float(metrics[kind.score_key]),
-        passed=kind.passed(metrics, threshold),
+        score=float(score) if isinstance(score, int | float) else math.nan,
+        passed=kind.passed(metrics, threshold, score_key),
         threshold=threshold,
         metrics=metrics,
         dataset_hash=dataset.dataset_hash,
@@ -130,4 +136,44 @@ def evaluate(
         seconds=prediction.seconds,
         runner=runner.name,
         log=prediction.log,
+    )
+
+
+def output_bound(kind: TaskKind, params: dict[str, Any], count: int) -> int:
+    """The most bytes of predictions a job may send back for ``count`` inputs."""
+    return count * math.prod(kind.prediction_shape(params)) * 8 + 4096
+
+
+def sample_picture(
+    model_path: Path,
+    task: str,
+    data_dir: Path,
+    runner: Runner,
+    *,
+    limits: Limits,
+    allowed_formats: tuple[str, ...],
+    device: str = "cpu",
+) -> bytes | None:
+    """The kind's picture of the model's predictions on the challenge's public samples.
+
+    None when the kind draws none or the challenge has no public folder
+    (``eval_data.public``). The model runs exactly as in grading: the same runner, the same
+    checked bytes, the parameters of the hidden set. Raises ``GradingError`` or
+    ``PlatformError`` like ``evaluate``.
+    """
+    from eval_data.public import public_dir, read_public_samples
+
+    kind = get_kind(task)
+    folder = public_dir(data_dir)
+    if not kind.public_samples or not folder.is_dir():
+        return None
+    inputs = read_public_samples(folder, task, kind.public_samples)
+    fmt, model = prepare_upload(
+        Path(model_path), allowed_formats=allowed_formats, max_bytes=limits.max_file_bytes
+    )
+    params = kind.params_for(load_dataset(task, data_dir))
+    job = Job(kind.name, fmt, model, device, len(inputs), limits, params)
+    prediction = runner.predict(job, inputs, output_bound(kind, params, len(inputs)))
+    return kind.draw_samples(
+        inputs, kind.check_predictions(prediction.predictions, len(inputs), params)
     )

@@ -19,6 +19,10 @@ class ProtocolError(Exception):
     """The other side sent something that is not a valid frame."""
 
 
+class FrameTooLarge(ProtocolError):
+    """A frame larger than the reader's bound: the other side sent more than it may."""
+
+
 def write_message(fh: IO[bytes], header: dict[str, Any], payload: bytes | memoryview = b"") -> None:
     header = {**header, "size": len(payload)}
     raw = json.dumps(header).encode()
@@ -50,7 +54,7 @@ def read_message(fh: IO[bytes], max_payload: int) -> tuple[dict[str, Any], bytes
         head += _read_exact(fh, 4 - len(head))
     (length,) = struct.unpack(">I", head)
     if length > MAX_HEADER:
-        raise ProtocolError(f"header of {length} bytes exceeds {MAX_HEADER}")
+        raise FrameTooLarge(f"header of {length} bytes exceeds {MAX_HEADER}")
     try:
         header = json.loads(_read_exact(fh, length))
         size = int(header["size"])
@@ -59,7 +63,7 @@ def read_message(fh: IO[bytes], max_payload: int) -> tuple[dict[str, Any], bytes
     if not isinstance(header, dict) or size < 0:
         raise ProtocolError("malformed header")
     if size > max_payload:
-        raise ProtocolError(f"payload of {size} bytes exceeds the bound of {max_payload}")
+        raise FrameTooLarge(f"payload of {size} bytes exceeds the bound of {max_payload}")
     return header, _read_exact(fh, size)
 
 

@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from grader import formats
 from grader.limits import MB
-from grader.tasks import TaskKind, get_task, task_names
+from grader.kinds import TaskKind, get_kind, kind_names
 
 
 def task_choices() -> list[tuple[str, str]]:
-    return [(name, get_task(name).title) for name in task_names()]
+    return [(name, get_kind(name).title) for name in kind_names()]
 
 
 def default_formats() -> list[str]:
@@ -146,7 +146,7 @@ class Challenge(models.Model):
 
     @property
     def kind(self) -> TaskKind:
-        return get_task(self.task)
+        return get_kind(self.task)
 
     @property
     def score_key(self) -> str:
@@ -174,7 +174,7 @@ class Challenge(models.Model):
     @classmethod
     def defaults_for(cls, task: str) -> dict[str, Any]:
         """Field values the task kind suggests (threshold and limits of the course)."""
-        kind = get_task(task)
+        kind = get_kind(task)
         return {
             "threshold": kind.default_threshold,
             "max_params": kind.default_max_params,

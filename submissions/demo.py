@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from grader import __version__ as grader_version
-from grader.tasks import get_task
+from grader.kinds import get_kind
 from leaderboard.models import Challenge, Course, Enrollment, Semester
 from submissions.models import GradingRun, Submission
 
@@ -127,7 +127,7 @@ class DemoSeeder:
     def challenges(self, semester: Semester, *, weeks_ahead: bool) -> list[Challenge]:
         result = []
         for offset, task in enumerate(TASKS):
-            kind = get_task(task)
+            kind = get_kind(task)
             if weeks_ahead:
                 slug = f"{COURSE_SLUG}-{task}"
                 deadline = end_of_day(self.today + timedelta(weeks=6 + 2 * offset), self.zone)

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from grader import formats
-from grader.checks import check_upload
+from grader.formats.upload import check_upload
 from grader.errors import GradingError
 from leaderboard.models import Challenge, Enrollment
 from submissions.services import SubmissionRefused, submission_check_window

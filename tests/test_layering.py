@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WEB_SIDE = ["grader.tasks", "grader.formats", "grader.checks", "grader.errors", "grader.evaluate"]
+WEB_SIDE = ["grader.kinds", "grader.formats", "grader.formats.upload", "grader.errors", "grader.evaluate"]
 
 
 def imported_after(code: str) -> set[str]:
@@ -53,7 +53,7 @@ def test_it_keeps_django_out_of_the_grading_libraries(package: str) -> None:
 def test_it_keeps_torch_out_of_what_the_web_process_imports_from_the_grader() -> None:
     loaded = imported_after(
         "\n".join(f"import {m}" for m in WEB_SIDE)
-        + "\nimport grader.tasks as t; [t.get_task(n) for n in t.task_names()]"
+        + "\nimport grader.kinds as t; [t.get_kind(n) for n in t.kind_names()]"
     )
     assert "torch" not in loaded
 

@@ -23,10 +23,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from eval_data.public import DEFAULT_COUNT, public_dir, read_segmentation_samples
-from grader.checks import prepare_upload
+from grader.formats.upload import prepare_upload
 from grader.limits import Limits
 from grader.runner import Job, Runner
-from grader.tasks import get_task
+from grader.kinds import get_kind
 from submissions.models import Submission
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def predict_public(
 ) -> np.ndarray:
     """The model's class ids for ``inputs``, run like the grading run (same runner, same bytes)."""
     challenge = submission.challenge
-    kind = get_task(challenge.task)
+    kind = get_kind(challenge.task)
     fmt, model = prepare_upload(
         model_path,
         allowed_formats=tuple(challenge.allowed_formats),

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.runner import clean_env
+from grader.runners import clean_env
 
 #: what the zygote keeps: namespaces and mounts per job, the uid switch, dropping the bounding
 #: set, and signalling the unprivileged processes of a job

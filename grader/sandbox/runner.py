@@ -26,7 +26,8 @@ from typing import IO, Any
 import numpy as np
 
 from grader.errors import GradingError, PlatformError
-from grader.runner import Job, Prediction, Progress, _TailBuffer, run_protocol
+from grader.runners import Job, Prediction, Progress
+from grader.runners.drive import TailBuffer, run_protocol
 from grader.sandbox import bwrap, channel
 from grader.sandbox.job import NOBODY, checked_uid
 
@@ -100,7 +101,7 @@ class _Zygote:
         finally:
             theirs.close()
         assert self.proc.stdout is not None
-        self.log = _TailBuffer(self.proc.stdout)
+        self.log = TailBuffer(self.proc.stdout)
         self._lock = threading.Lock()
         self._jobs: dict[str, _JobProcess] = {}
         self._stats: queue.Queue[dict[str, Any]] = queue.Queue()

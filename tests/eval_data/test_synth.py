@@ -14,8 +14,8 @@ import pytest
 from eval_data import get_kind, load
 from eval_data.kinds.keypoints import render_faces
 from eval_data.kinds.segmentation import prepare, render_scenes
-from grader.tasks.keypoints import keypoint_metrics
-from grader.tasks.segmentation import segmentation_metrics
+from grader.kinds.keypoints import keypoint_metrics
+from grader.kinds.segmentation import segmentation_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 COUNTS = {"keypoints": 6, "segmentation": 4}

@@ -24,7 +24,7 @@ from torch import nn
 
 import eval_data
 from eval_data.manifest import write_manifest
-from grader.tasks import get_task
+from grader.kinds import get_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYPOINT_COUNT = 20
@@ -69,12 +69,12 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
 
 
 def _in_process_metrics(task: str, model: nn.Module, data: Path) -> dict[str, Any]:
-    kind = get_task(task)
+    kind = get_kind(task)
     dataset = eval_data.load(data, task)
     with torch.no_grad():
         raw = model(torch.from_numpy(dataset.inputs)).numpy()
-    compact, _, _ = kind.check_batch(raw, len(dataset))
-    return {**kind.compute_metrics(compact, dataset.labels), "dataset_hash": dataset.dataset_hash}
+    compact, _, _ = kind.check_batch(raw, len(dataset), kind.params_for(dataset))
+    return {**kind.compute_metrics(compact, dataset), "dataset_hash": dataset.dataset_hash}
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,13 @@ import torch
 from torch import nn
 
 from grader import formats
-from grader.checks import check_upload
 from grader.child import serve
 from grader.errors import GradingError
+from grader.formats.upload import check_upload
 from grader.limits import MB, Limits
 from grader.protocol import array_header, read_message, write_message
-from grader.runner import Job, ProcessRunner
+from grader.runners import Job
+from grader.runners.process import ProcessRunner
 
 N_INPUTS = 5
 BATCH = 2  # batches of 2, 2 and 1: the dynamic batch dimension is exercised, including 1

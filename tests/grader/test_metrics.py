@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from grader.errors import GradingError
-from grader.tasks import get_task, nonfinite_message
-from grader.tasks.keypoints import keypoint_metrics
-from grader.tasks.segmentation import NUM_CLASSES, segmentation_metrics
+from grader.kinds import get_kind, nonfinite_message
+from grader.kinds.keypoints import keypoint_metrics
+from grader.kinds.segmentation import NUM_CLASSES, segmentation_metrics
 
-KEYPOINTS = get_task("keypoints")
-SEGMENTATION = get_task("segmentation")
+KEYPOINTS = get_kind("keypoints")
+SEGMENTATION = get_kind("segmentation")
 
 
 # --- keypoints: hand-worked values -------------------------------------------------------------
@@ -180,11 +180,9 @@ def test_it_matches_the_course_segmentation_loop_on_random_data() -> None:
     boost = torch.nn.functional.one_hot(targets.clamp(min=0), NUM_CLASSES).permute(0, 3, 1, 2)
     outputs = outputs + 10.0 * boost * right.unsqueeze(1)
 
-    compact, n_nan, n_inf = SEGMENTATION.check_batch(outputs.numpy(), n)
+    compact, n_nan, n_inf = SEGMENTATION.check_batch(outputs.numpy(), n, {})
     assert (n_nan, n_inf) == (0, 0)
-    metrics = SEGMENTATION.compute_metrics(
-        SEGMENTATION.check_predictions(compact, n), targets.numpy()
-    )
+    metrics = segmentation_metrics(SEGMENTATION.check_predictions(compact, n, {}), targets.numpy())
     expected = _course_segmentation_accuracy(outputs, targets)
     assert 0.3 < expected < 0.8
     assert abs(metrics["accuracy"] - expected) < 1e-6
@@ -209,8 +207,8 @@ def test_it_matches_the_course_keypoint_loop_on_random_data(shape: tuple[int, ..
     labels = torch.rand(n, 30, generator=gen) * 2 - 1
     outputs = (labels + 0.05 * torch.randn(n, 30, generator=gen)).reshape(n, *shape)
 
-    compact, _, _ = KEYPOINTS.check_batch(outputs.numpy(), n)
-    metrics = KEYPOINTS.compute_metrics(KEYPOINTS.check_predictions(compact, n), labels.numpy())
+    compact, _, _ = KEYPOINTS.check_batch(outputs.numpy(), n, {})
+    metrics = keypoint_metrics(KEYPOINTS.check_predictions(compact, n, {}), labels.numpy())
     expected = _course_keypoint_mse(outputs, labels)
     assert abs(metrics["mse"] - expected) < 1e-6
     assert metrics["score"] == pytest.approx(1 / (2 * expected), rel=1e-5)
@@ -222,7 +220,7 @@ def test_it_matches_the_course_keypoint_loop_on_random_data(shape: tuple[int, ..
 @pytest.mark.parametrize("shape", [(4, 30), (4, 15, 2), (4, 1, 1, 30), (4, 30, 1)])
 def test_it_accepts_every_keypoint_layout_the_course_view_accepts(shape: tuple[int, ...]) -> None:
     raw = np.arange(4 * 30, dtype=np.float32).reshape(shape)
-    compact, n_nan, n_inf = KEYPOINTS.check_batch(raw, 4)
+    compact, n_nan, n_inf = KEYPOINTS.check_batch(raw, 4, {})
     assert compact.shape == (4, 30)
     assert compact.dtype == np.float32
     np.testing.assert_array_equal(compact, raw.reshape(4, 30))
@@ -243,7 +241,7 @@ def test_it_rejects_keypoint_shapes_with_a_message_the_student_can_act_on(
     shape: tuple[int, ...], shown: str
 ) -> None:
     with pytest.raises(GradingError) as info:
-        KEYPOINTS.check_batch(np.zeros(shape, dtype=np.float32), 4)
+        KEYPOINTS.check_batch(np.zeros(shape, dtype=np.float32), 4, {})
     assert info.value.code == "output_shape"
     assert f"output shape {shown} for a batch of 4 images" in info.value.message
     assert "30 values per image" in info.value.message
@@ -252,7 +250,7 @@ def test_it_rejects_keypoint_shapes_with_a_message_the_student_can_act_on(
 
 def test_it_rejects_a_segmentation_output_of_the_wrong_size() -> None:
     with pytest.raises(GradingError) as info:
-        SEGMENTATION.check_batch(np.zeros((2, 23, 120, 120), dtype=np.float32), 2)
+        SEGMENTATION.check_batch(np.zeros((2, 23, 120, 120), dtype=np.float32), 2, {})
     assert info.value.code == "output_shape"
     assert "output shape (2, 23, 120, 120)" in info.value.message
     assert "(N, 23, 240, 240)" in info.value.message
@@ -261,7 +259,7 @@ def test_it_rejects_a_segmentation_output_of_the_wrong_size() -> None:
 @pytest.mark.parametrize("dtype", [np.bool_, np.complex64, np.object_, np.str_])
 def test_it_rejects_outputs_that_are_not_numbers(dtype: type) -> None:
     with pytest.raises(GradingError) as info:
-        KEYPOINTS.check_batch(np.zeros((2, 30), dtype=dtype), 2)
+        KEYPOINTS.check_batch(np.zeros((2, 30), dtype=dtype), 2, {})
     assert info.value.code == "output_dtype"
     assert "floating-point" in info.value.message
 
@@ -278,7 +276,7 @@ def test_it_counts_images_with_nan_and_inf_across_batches() -> None:
     n_nan = n_inf = 0
     for start in range(0, total, batch):
         chunk = outputs[start : start + batch]
-        _, nan_here, inf_here = KEYPOINTS.check_batch(chunk, len(chunk))
+        _, nan_here, inf_here = KEYPOINTS.check_batch(chunk, len(chunk), {})
         n_nan += nan_here
         n_inf += inf_here
     assert (n_nan, n_inf) == (12, 3)
@@ -293,9 +291,9 @@ def test_it_counts_images_with_nan_and_inf_across_batches() -> None:
 
 def test_it_accepts_well_formed_predictions_from_the_child() -> None:
     keypoints = np.zeros((3, 30), dtype=np.float32)
-    assert KEYPOINTS.check_predictions(keypoints, 3) is keypoints
+    assert KEYPOINTS.check_predictions(keypoints, 3, {}) is keypoints
     classes = np.full((2, 240, 240), NUM_CLASSES - 1, dtype=np.uint8)
-    assert SEGMENTATION.check_predictions(classes, 2) is classes
+    assert SEGMENTATION.check_predictions(classes, 2, {}) is classes
 
 
 @pytest.mark.parametrize(
@@ -314,7 +312,7 @@ def test_it_rejects_predictions_of_the_wrong_dtype_or_shape(
     task: str, predictions: np.ndarray, count: int
 ) -> None:
     with pytest.raises(GradingError) as info:
-        get_task(task).check_predictions(predictions, count)
+        get_kind(task).check_predictions(predictions, count, {})
     assert info.value.code == "bad_predictions"
     assert "expected" in info.value.detail
 
@@ -324,7 +322,7 @@ def test_it_rejects_class_ids_out_of_range(class_id: int) -> None:
     predictions = np.zeros((2, 240, 240), dtype=np.uint8)
     predictions[1, 17, 3] = class_id
     with pytest.raises(GradingError) as info:
-        SEGMENTATION.check_predictions(predictions, 2)
+        SEGMENTATION.check_predictions(predictions, 2, {})
     assert info.value.code == "bad_predictions"
     assert f"class id {class_id} out of range" in info.value.detail
 
@@ -333,5 +331,5 @@ def test_it_rejects_non_finite_keypoints_the_child_let_through() -> None:
     predictions = np.zeros((3, 30), dtype=np.float32)
     predictions[1, 4] = np.nan
     with pytest.raises(GradingError) as info:
-        KEYPOINTS.check_predictions(predictions, 3)
+        KEYPOINTS.check_predictions(predictions, 3, {})
     assert info.value.code == "output_not_finite"

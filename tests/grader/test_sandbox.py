@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from grader import formats
-from grader.checks import prepare_upload
 from grader.errors import GradingError, PlatformError
 from grader.evaluate import evaluate
+from grader.formats.upload import prepare_upload
 from grader.limits import MB, Limits
-from grader.runner import Job, ProcessRunner, clean_env
+from grader.runners import Job, clean_env
+from grader.runners.process import ProcessRunner
 from grader.sandbox import SandboxRunner
 from grader.sandbox.bwrap import current_layout, inside
 from tests.grader import attacks

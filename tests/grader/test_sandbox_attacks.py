@@ -460,16 +460,16 @@ def test_it_refuses_bad_outputs(model, code, host, runner):
 
 def test_labels_never_reach_the_model(base_pt2, host, runner, monkeypatch):
     import eval_data
-    import grader.runner
+    import grader.runners.drive
 
     frames: list[tuple[dict, bytes]] = []
-    real = grader.runner.write_message
+    real = grader.runners.drive.write_message
 
     def spy(stream, header, payload=b""):
         frames.append((dict(header), bytes(payload)))
         real(stream, header, payload)
 
-    monkeypatch.setattr(grader.runner, "write_message", spy)
+    monkeypatch.setattr(grader.runners.drive, "write_message", spy)
     outcome = grade(base_pt2, host, runner)
     assert isinstance(outcome, Evaluation), outcome
     labels = eval_data.load(host.dataset, "keypoints").labels

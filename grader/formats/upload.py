@@ -1,7 +1,8 @@
-"""Checks an upload passes before anything loads it. No torch: the web process runs these.
+"""The checks every upload passes before anything loads it. No torch: the web process runs these.
 
-Format by content, size against the challenge's limit, the format allowed by the challenge, and
-the static archive checks of ``grader.static_checks`` (structure and JSON only, nothing loaded).
+Size against the challenge's limit, the zip directory (``archive``), the format by content, the
+format allowed by the challenge, and the format's own static check (``pt2``, ``onnx``: structure
+and JSON only, nothing loaded).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pathlib import Path
 
 from grader import formats
 from grader.errors import GradingError
+from grader.formats.archive import check_zip
+from grader.formats.onnx import check_onnx
+from grader.formats.pt2 import sanitize_pt2
 from grader.limits import MB
-from grader.static_checks import check_static, check_zip
 
 
 def check_upload(path: Path, *, allowed_formats: tuple[str, ...], max_bytes: int) -> str:
@@ -24,7 +27,7 @@ def prepare_upload(
     path: Path, *, allowed_formats: tuple[str, ...], max_bytes: int
 ) -> tuple[str, bytes]:
     """``check_upload``, plus the bytes the model process is to load: a ``.pt2`` is rebuilt
-    from its checked members (see ``grader.static_checks.sanitize_pt2``), never sent as
+    from its checked members (see ``grader.formats.pt2.sanitize_pt2``), never sent as
     uploaded."""
     size = Path(path).stat().st_size
     if size > max_bytes:
@@ -43,3 +46,16 @@ def prepare_upload(
             f"this challenge does not accept {formats.FORMATS[fmt]} files; it accepts: {allowed}",
         )
     return fmt, check_static(path, fmt)  # format-specific checks on structure and JSON
+
+
+def check_static(path: Path, fmt: str) -> bytes:
+    """Format-specific checks; return the bytes the model process is to load.
+
+    ``check_zip`` has already run on zip-based formats. A ``.pt2`` comes back rewritten (see
+    ``sanitize_pt2``); every other format comes back as it is.
+    """
+    if fmt == formats.PT2:
+        return sanitize_pt2(path)
+    if fmt == formats.ONNX:
+        check_onnx(path)
+    return Path(path).read_bytes()

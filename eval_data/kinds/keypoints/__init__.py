@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eval_data.dataset import Dataset, DatasetError
 from eval_data.kinds import DatasetKind, register
+
+if TYPE_CHECKING:
+    from eval_data.demo_models import DemoModels
 
 SIZE = 96
 PIXELS = SIZE * SIZE
@@ -325,3 +328,8 @@ class KeypointsKind(DatasetKind):
         Path(root).mkdir(parents=True, exist_ok=True)
         images, points = render_faces(count, seed)
         write_keypoints_csv(Path(root) / CSV_NAME, images, points)
+
+    def demo_models(self, seed: int, progress: bool) -> DemoModels:
+        from eval_data.kinds.keypoints.demo import demo_models
+
+        return demo_models(seed, progress)

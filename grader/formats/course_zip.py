@@ -3,7 +3,8 @@
 Loading runs the student's Python code (their classes, and whatever a pickle names), so this
 module only ever runs in the model process, and only the sandbox's model process grades it:
 ``ProcessRunner`` refuses the format unless built with ``allow_course_zip=True``. The parent
-has already checked the archive's directory (bombs, paths, links, twins) before it gets here.
+has already checked the archive's directory (``grader.formats.archive``) before it gets here.
+The class a ``{"state_dict", "hparams"}`` file is rebuilt with is the kind's ``course_model``.
 """
 
 from __future__ import annotations
@@ -13,33 +14,20 @@ import io
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grader.child import Predict, _as_array
 from grader.errors import GradingError
+
+if TYPE_CHECKING:
+    from grader.formats import Predict
+    from grader.kinds import TaskKind
 
 MODELS_DIR = "models"
 PICKLED_MODULE = ".model"
 STATE_DICT_SUFFIXES = (".p", ".pt", ".pth")
-
-#: per task: the student's class the course rebuilds a ``{"state_dict", "hparams"}`` file with,
-#: called exactly as the course's notebooks call it
-COURSE_CLASSES: dict[str, tuple[str, str, Callable[[Any, Any], Any]]] = {
-    "keypoints": (
-        "exercise_code.networks.keypoint_nn",
-        "KeypointModel",
-        lambda cls, hparams: cls(hparams),
-    ),
-    "segmentation": (
-        "exercise_code.networks.segmentation_nn",
-        "SegmentationNN",
-        lambda cls, hparams: cls(num_classes=23, hparams=hparams),
-    ),
-}
 
 
 def _model_file(root: Path) -> Path:
@@ -58,35 +46,37 @@ def _model_file(root: Path) -> Path:
     return found[0]
 
 
-def _rebuild(task: str, saved: Any) -> Any:
+def _rebuild(kind: TaskKind, saved: Any) -> Any:
     if not isinstance(saved, dict) or "state_dict" not in saved:
         raise GradingError(
             "course_model_file",
             'the model file must hold a dict with "state_dict" and "hparams", as the course\'s'
             " save_model writes it (or save the whole model as models/<name>.model)",
         )
-    if task not in COURSE_CLASSES:
+    spec = kind.course_model
+    if spec is None:
         raise GradingError(
             "course_model_file",
             f"this challenge cannot rebuild a model from a state dict; save the whole model"
             f" as {MODELS_DIR}/<name>.model",
         )
-    module_name, class_name, build = COURSE_CLASSES[task]
-    module = importlib.import_module(module_name)
-    cls = getattr(module, class_name, None)
+    module = importlib.import_module(spec.module)
+    cls = getattr(module, spec.cls, None)
     if cls is None:
         raise GradingError(
             "course_model_class",
-            f"{module_name.replace('.', '/')}.py does not define {class_name}",
+            f"{spec.module.replace('.', '/')}.py does not define {spec.cls}",
         )
-    model = build(cls, saved.get("hparams"))
+    model = spec.build(cls, saved.get("hparams"))
     model.load_state_dict(saved["state_dict"])
     return model
 
 
-def load_course_zip(data: bytes, device: str, threads: int, task: str) -> tuple[Predict, int]:
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
     """Extract into a private temporary folder, import the student's code, load the model."""
     import torch
+
+    from grader.formats import as_array
 
     del threads  # load_model has set torch's thread count already
     root = Path(tempfile.mkdtemp(prefix="submission-"))
@@ -99,7 +89,7 @@ def load_course_zip(data: bytes, device: str, threads: int, task: str) -> tuple[
     sys.path.insert(0, str(root))
     try:
         saved = torch.load(path, map_location=device, weights_only=False)
-        model = saved if path.suffix == PICKLED_MODULE else _rebuild(task, saved)
+        model = saved if path.suffix == PICKLED_MODULE else _rebuild(kind, saved)
     except ModuleNotFoundError as exc:
         raise GradingError(
             "missing_module",
@@ -114,6 +104,6 @@ def load_course_zip(data: bytes, device: str, threads: int, task: str) -> tuple[
     params = sum(int(p.numel()) for p in model.parameters())
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        return _as_array(model(torch.from_numpy(batch).to(device)))
+        return as_array(model(torch.from_numpy(batch).to(device)))
 
     return predict, params

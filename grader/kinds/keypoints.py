@@ -10,11 +10,14 @@ as "∞".
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grader.tasks import TaskKind, register
+from grader.kinds import CourseModel, Figure, Params, TaskKind, register
+
+if TYPE_CHECKING:
+    from eval_data.dataset import Dataset
 
 
 def keypoint_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -33,21 +36,33 @@ class Keypoints(TaskKind):
     name = "keypoints"
     title = "Facial keypoints"
     input_shape = (1, 96, 96)
-    prediction_shape = (30,)
     prediction_dtype = "float32"
     score_key = "score"
+    ranked_options = {"score": "1 / (2 · MSE)"}
     default_threshold = 100.0
     default_max_file_mb = 20
+    # GRADING_SPEC: show both the score and the MSE on the leaderboard and the result page.
+    figures = (Figure("mse", "MSE", "mse", on_board=True),)
+    course_model = CourseModel(
+        "exercise_code.networks.keypoint_nn", "KeypointModel", lambda cls, hparams: cls(hparams)
+    )
 
-    def describe_output(self) -> str:
+    def prediction_shape(self, params: Params) -> tuple[int, ...]:
+        return (30,)
+
+    def describe_output(self, params: Params) -> str:
         return "30 values per image, such as (N, 30) or (N, 15, 2)"
 
-    def output_fits(self, shape: tuple[int, ...], batch: int) -> bool:
+    def output_fits(self, shape: tuple[int, ...], batch: int, params: Params) -> bool:
         # The course's evaluation does ``.view(-1, 15, 2)``: any layout of 30 values per image.
         return bool(shape) and shape[0] == batch and math.prod(shape) == batch * 30
 
-    def reduce_batch(self, raw: np.ndarray) -> np.ndarray:
+    def reduce_batch(self, raw: np.ndarray, params: Params) -> np.ndarray:
         return raw.reshape(len(raw), 30).astype(np.float32)
 
-    def compute_metrics(self, predictions: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        return keypoint_metrics(predictions, labels)
+    def compute_metrics(self, predictions: np.ndarray, dataset: Dataset) -> dict[str, Any]:
+        return keypoint_metrics(predictions, dataset.labels)
+
+    def demo_metrics(self, rng: Any, count: int) -> dict[str, Any]:
+        score = round(rng.uniform(45.0, 420.0), 4)
+        return {"score": score, "mse": 1 / (2 * score), "count": count, "params": 360_000}

@@ -1,17 +1,34 @@
-"""Model file formats, told apart by content rather than by file name. No torch import.
+"""Model file formats: told apart by content (here), checked before anything loads them, and
+loaded in the model process. Each format has one module of this package:
 
-* ``pt2``: a ``torch.export`` archive, a zip holding ``<name>/archive_format`` = ``pt2``.
+* ``pt2``: a ``torch.export`` archive, a zip holding ``<name>/archive_format`` = ``pt2``;
+  rebuilt from its checked members before it is loaded.
 * ``torchscript``: a zip holding ``<name>/code/`` and ``<name>/constants.pkl``.
 * ``onnx``: an ONNX protobuf (first field: ``ir_version``), checked by parsing it.
 * ``course_zip``: the course's submission zip, with ``models/`` and ``exercise_code/``.
+
+``upload`` holds the checks every upload passes (size, format allowed, the zip checks of
+``archive``, the format's own static check); ``load_model`` loads checked bytes in the model
+process. Nothing here imports torch at import time: the web process checks uploads with it.
 """
 
 from __future__ import annotations
 
+import importlib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from grader.errors import GradingError
+
+if TYPE_CHECKING:
+    from grader.kinds import TaskKind
+
+#: a loaded model: one input batch in, one raw output batch out
+Predict = Callable[[np.ndarray], np.ndarray]
 
 PT2 = "pt2"
 TORCHSCRIPT = "torchscript"
@@ -106,3 +123,39 @@ def detect_format(path: Path) -> str:
         "this is not a model file the grader recognises (.pt2, ONNX or TorchScript); "
         + HOW_TO_EXPORT,
     )
+
+
+def as_array(output: object) -> np.ndarray:
+    """A torch model's output as a float32 array: one tensor, or a tuple or list holding one."""
+    import torch
+
+    if isinstance(output, tuple | list) and len(output) == 1:
+        output = output[0]
+    if not isinstance(output, torch.Tensor):
+        raise GradingError(
+            "output_type",
+            f"your model returned a {type(output).__name__}, but the challenge needs a single"
+            " tensor",
+        )
+    return output.detach().float().cpu().numpy()
+
+
+def load_model(
+    fmt: str, data: bytes, device: str, threads: int, kind: TaskKind
+) -> tuple[Predict, int]:
+    """Load checked model bytes in the model process: a batch predictor and its parameter count.
+
+    ``kind`` matters only to the course zip, whose state-dict form is rebuilt with the student's
+    class for that kind.
+    """
+    if fmt not in FORMATS:
+        raise GradingError("unknown_format", f"the grader cannot run {fmt!r} models")
+    if fmt != ONNX:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    module = importlib.import_module(f"grader.formats.{fmt}")
+    loaded: tuple[Predict, int] = module.load(data, device, threads, kind)
+    return loaded

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from eval_data.dataset import Dataset, DatasetError
 from eval_data.kinds import DatasetKind, register
+
+if TYPE_CHECKING:
+    from eval_data.demo_models import DemoModels
 
 CROP = 240
 LIST_NAME = "test.txt"
@@ -366,3 +369,8 @@ class SegmentationKind(DatasetKind):
         # Streamed to disk: a large set never sits in memory as decoded bitmaps.
         ids = [f"synth_{i:05d}" for i in range(count)]
         _write_pairs(Path(root), _iter_scenes(count, seed), ids)
+
+    def demo_models(self, seed: int, progress: bool) -> DemoModels:
+        from eval_data.kinds.segmentation.demo import demo_models
+
+        return demo_models(seed, progress)

@@ -1,83 +1,22 @@
-"""Static checks on an upload's structure, before any loader sees it. No torch.
-
-These read the zip directory and small JSON members only (and parse ONNX's protobuf). They refuse
-what a loader could be tricked with: archive bombs and path tricks for every zip-based format,
-code a ``.pt2`` could smuggle into ``torch.export.load``, and ONNX tensors stored elsewhere.
-"""
+"""``torch.export`` programs (``.pt2``): the static check that rebuilds an upload from its checked
+members (in the parent, no torch), and the loader (in the model process)."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
-import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grader import formats
-from grader.errors import GradingError
+import numpy as np
 
-MAX_ENTRIES = 10_000
-MAX_UNCOMPRESSED = 2 << 30
-MAX_RATIO = 200
+from grader.errors import GradingError, safe_message
 
-
-def check_zip(path: Path) -> None:
-    """Entry count, declared sizes, compression ratio, absolute or ``..`` paths, links, twins."""
-    with zipfile.ZipFile(path) as archive:
-        infos = archive.infolist()
-    if len(infos) > MAX_ENTRIES:
-        raise GradingError(
-            "archive_entries", f"the archive has {len(infos):,} entries; at most {MAX_ENTRIES:,}"
-        )
-    total = 0
-    seen: set[str] = set()
-    for info in infos:
-        name = info.filename
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
-            raise GradingError(
-                "archive_path", f"the archive holds an entry with an unsafe path: {name[:100]!r}"
-            )
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise GradingError(
-                "archive_symlink", f"the archive holds a symbolic link: {name[:100]!r}"
-            )
-        if name in seen:
-            raise GradingError(
-                "archive_duplicate", f"the archive holds {name[:100]!r} more than once"
-            )
-        seen.add(name)
-        total += info.file_size
-        ratio = info.file_size // max(info.compress_size, 1)
-        if ratio > MAX_RATIO and info.file_size > 1 << 20:
-            raise GradingError(
-                "archive_bomb",
-                f"the archive entry {name[:100]!r} expands {ratio} times; that looks like a"
-                " zip bomb",
-            )
-    if total > MAX_UNCOMPRESSED:
-        raise GradingError(
-            "archive_too_large",
-            f"the archive expands to {total / (1 << 30):.1f} GB; at most"
-            f" {MAX_UNCOMPRESSED / (1 << 30):.0f} GB",
-        )
-
-
-def check_static(path: Path, fmt: str) -> bytes:
-    """Format-specific checks; return the bytes the model process is to load.
-
-    ``check_zip`` has already run on zip-based formats. A ``.pt2`` comes back rewritten (see
-    ``sanitize_pt2``); every other format comes back as it is.
-    """
-    if fmt == formats.PT2:
-        return sanitize_pt2(path)
-    if fmt == formats.ONNX:
-        check_onnx(path)
-    return Path(path).read_bytes()
-
+if TYPE_CHECKING:
+    from grader.formats import Predict
+    from grader.kinds import TaskKind
 
 # --- .pt2 ---------------------------------------------------------------------------------
 #
@@ -325,44 +264,54 @@ def sanitize_pt2(path: Path) -> bytes:
     return out.getvalue()
 
 
-# --- ONNX ---------------------------------------------------------------------------------
+# --- loading (in the model process) -------------------------------------------------------
 
 
-def _tensors(model: Any) -> Iterator[Any]:
-    """Every tensor of an ONNX model: initializers and node attributes, in the main graph, its
-    subgraphs and its functions."""
-    graphs = [model.graph]
-    nodes = [node for function in model.functions for node in function.node]
-    while graphs or nodes:
-        if graphs:
-            current = graphs.pop()
-            yield from current.initializer
-            for sparse in current.sparse_initializer:
-                yield sparse.values
-                yield sparse.indices
-            nodes.extend(current.node)
+def _training_mode_ops(graph: Any) -> list[str]:
+    """Names of ops in an exported graph that only appear when exported in training mode."""
+    import torch
+
+    aten = torch.ops.aten
+    found = []
+    for node in graph.nodes:
+        if node.op != "call_function":
             continue
-        for attribute in nodes.pop().attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            for sparse in (attribute.sparse_tensor, *attribute.sparse_tensors):
-                yield sparse.values
-                yield sparse.indices
-            if attribute.HasField("g"):
-                graphs.append(attribute.g)
-            graphs.extend(attribute.graphs)
+        if node.target in (aten.dropout.default, aten.native_dropout.default):
+            train = node.args[2] if len(node.args) > 2 else node.kwargs.get("train", False)
+            if train:
+                found.append("dropout")
+        elif node.target == aten._native_batch_norm_legit_functional.default:
+            found.append("batch_norm")
+    return found
 
 
-def check_onnx(path: Path) -> None:
-    """Refuse tensors stored outside the file: their location would be read on the grader."""
-    import onnx  # protobuf parsing only
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
+    """Load bytes ``sanitize_pt2`` rebuilt; refuse a program exported in training mode."""
+    import torch
 
-    model = onnx.load(str(path), load_external_data=False)
-    for tensor in _tensors(model):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-            raise GradingError(
-                "onnx_external_data",
-                f"your ONNX model keeps the tensor {tensor.name[:80]!r} in an external file;"
-                " save it as one file (onnx.save(model, path, save_as_external_data=False))",
-            )
+    from grader.formats import as_array
+
+    try:
+        program = torch.export.load(io.BytesIO(data))
+    except Exception as exc:
+        raise GradingError(
+            "invalid_model", f"this is not a valid .pt2 archive: {safe_message(exc)}"
+        ) from exc
+    training = _training_mode_ops(program.graph)
+    if training:
+        raise GradingError(
+            "exported_in_training_mode",
+            f"your .pt2 was exported in training mode ({', '.join(sorted(set(training)))} in"
+            " training form); call model.eval() before torch.export.export",
+        )
+    if device != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    params = sum(int(p.numel()) for p in program.parameters())
+    module = program.module()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return as_array(module(torch.from_numpy(batch).to(device)))
+
+    return predict, params
