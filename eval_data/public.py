@@ -3,9 +3,9 @@
 Convention: the public samples of a challenge whose hidden test set is ``<root>/<data_dir>`` live
 in the sibling folder ``<root>/<data_dir>-public``, in the same on-disk format as the test set
 (for segmentation, MSRC: ``test.txt``, ``images/``, ``targets/``); kinds with a
-``public_samples`` count (``grader.kinds``) draw their predictions on them. They are synthesised with a
-seed offset that no hidden set uses, so no hidden image can end up on a page. The folder is
-optional: without it, a result page shows no sample predictions.
+``public_samples`` count (``grader.kinds``) draw their predictions on them. They are
+synthesised with a seed offset that no hidden set uses, so no hidden image can end up on a
+page. The folder is optional: without it, a result page shows no sample predictions.
 """
 
 from __future__ import annotations

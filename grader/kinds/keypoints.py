@@ -10,7 +10,7 @@ as "∞".
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Keypoints(TaskKind):
     input_shape = (1, 96, 96)
     prediction_dtype = "float32"
     score_key = "score"
-    ranked_options = {"score": "1 / (2 · MSE)"}
+    ranked_options: ClassVar[dict[str, str]] = {"score": "1 / (2 · MSE)"}
     default_threshold = 100.0
     default_max_file_mb = 20
     # GRADING_SPEC: show both the score and the MSE on the leaderboard and the result page.

@@ -8,7 +8,7 @@ per-class accuracy and per-class IoU are extra figures (``None`` for a class tha
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class Segmentation(TaskKind):
     input_shape = (3, SIZE, SIZE)
     prediction_dtype = "uint8"
     score_key = "accuracy"
-    ranked_options = {
+    ranked_options: ClassVar[dict[str, str]] = {
         "accuracy": "mean over images",
         "pooled_accuracy": "all labelled pixels together",
     }
