@@ -78,7 +78,7 @@ def seed(students: int) -> Any:
     from django.db import transaction
     from django.utils import timezone
 
-    from leaderboard.models import Challenge, Course, Enrollment, Semester
+    from courses.models import Challenge, Course, Enrollment, Semester
     from submissions.models import Submission
 
     challenge = Challenge.objects.filter(slug=SLUG).first()
@@ -159,7 +159,7 @@ def rank_every_upload(challenge: Any) -> list[dict[str, Any]]:
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
 
-    from leaderboard.models import Enrollment
+    from courses.models import Enrollment
     from submissions.models import Submission
 
     order = [F("score").desc(), F("created_at").asc(), F("id").asc()]
@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_django(url)
     from django.test import Client
 
-    from leaderboard.models import Enrollment
-    from leaderboard.services import leaderboard_rows
+    from courses.models import Enrollment
+    from leaderboard.boards import leaderboard_rows
 
     log(f"seeding {students:,} students × {UPLOADS} uploads")
     challenge = seed(students)
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         response = signed_in.get(url_path)
         assert response.status_code == 200, response.status_code
 
-    from leaderboard.services import leaderboard_compute, leaderboard_forget
+    from leaderboard.boards import leaderboard_compute, leaderboard_forget
 
     def cold_page() -> None:
         leaderboard_forget()  # as right after a new upload or result: ranked again

@@ -1,6 +1,6 @@
-"""The Django project. Importing it loads the Celery app, so ``send_task`` from the web process
-uses the configured broker (as in Celery's Django guide)."""
+"""The Django project: settings, URLs, WSGI, and the Celery app (loaded with Django, as in
+Celery's Django guide, so that ``celery.current_app`` is always this project's)."""
 
-from worker import app as celery_app
+from config.celery import app as celery_app
 
 __all__ = ["celery_app"]

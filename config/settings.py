@@ -112,8 +112,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "leaderboard",
+    "courses",
     "submissions",
+    "leaderboard",
 ]
 
 MIDDLEWARE = [

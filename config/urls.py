@@ -1,15 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
-
-from submissions.urls import api_urlpatterns
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 urlpatterns = [
+    # Courses, semesters, challenges and enrolments were the ``leaderboard`` app's models; their
+    # admin pages moved with them to ``courses``: old bookmarks still arrive.
+    re_path(
+        r"^admin/leaderboard/(?P<rest>(?:course|semester|challenge|enrollment)/.*)$",
+        RedirectView.as_view(url="/admin/courses/%(rest)s", query_string=True, permanent=True),
+    ),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("api/", include(api_urlpatterns)),
     path("", include("leaderboard.urls")),
-    path("", include("leaderboard.chart_urls")),
-    path("", include("submissions.urls")),
 ]

@@ -90,6 +90,14 @@ def verify_manifest(root: Path, task: str) -> dict[str, Any]:
                 f"{file} does not match its sha256 in {MANIFEST}; restore it, or if the"
                 f" dataset was replaced on purpose run: {_fix_hint(root, task)}"
             )
+    # Where the layout decides what is read (an image folder), a file or class folder added
+    # since would be read and scored without being hashed, or shift every class index.
+    extra = sorted(set(get_kind(task).data_files(root)) - set(files))
+    if extra:
+        raise DatasetError(
+            f"{root / extra[0]} is part of the dataset but not listed in {MANIFEST}; remove it,"
+            f" or if the dataset was changed on purpose run: {_fix_hint(root, task)}"
+        )
     if manifest.get("dataset_hash") != _dataset_hash(files):
         raise DatasetError(f"{path} has a dataset_hash that does not match its file list")
     return dict(manifest)

@@ -134,29 +134,71 @@ def best_score_histogram(
 def per_class_bars(
     names: Sequence[str],
     accuracy: Sequence[float | None],
-    iou: Sequence[float | None],
+    iou: Sequence[float | None] | None = None,
 ) -> tuple[bytes, list[str]]:
-    """Grouped bars of per-class accuracy and IoU in percent; classes absent from the test set
-    (``None``) are left out. Returns the SVG and the class names drawn."""
+    """Grouped bars of per-class accuracy (and IoU, if given) in percent; classes absent from
+    the test set (``None``) are left out. Returns the SVG and the class names drawn."""
     import numpy as np
 
+    ious: Sequence[float | None] = iou if iou is not None else [0.0] * len(names)
     drawn = [
         (name, acc, jac)
-        for name, acc, jac in zip(names, accuracy, iou, strict=True)
+        for name, acc, jac in zip(names, accuracy, ious, strict=True)
         if acc is not None and jac is not None
     ]
     with _matplotlib().rc_context(_RC):
         if not drawn:
             return _message("no labelled classes"), []
         x = np.arange(len(drawn))
-        width = 0.4
+        width = 0.4 if iou is not None else 0.7
         fig = _figure(max(4.0, 0.45 * len(drawn) + 1.5), 3.2)
         ax = fig.add_subplot()
-        ax.bar(x - width / 2, [a * 100 for _, a, _ in drawn], width, label="accuracy")
-        ax.bar(x + width / 2, [j * 100 for _, _, j in drawn], width, label="IoU", color=IOU_COLOUR)
+        offset = width / 2 if iou is not None else 0.0
+        ax.bar(x - offset, [a * 100 for _, a, _ in drawn], width, label="accuracy")
+        if iou is not None:
+            ax.bar(x + offset, [j * 100 for _, _, j in drawn], width, label="IoU", color=IOU_COLOUR)
         ax.set_xticks(x, [name for name, _, _ in drawn], rotation=45, ha="right")
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, ncols=2)
         ax.set_title("Per class, on the hidden test set", loc="left")
         return _svg(fig), [name for name, _, _ in drawn]
+
+
+def confusion_matrix(names: Sequence[str], counts: Sequence[Sequence[int]]) -> bytes:
+    """A heat map of how often each true class (rows) was predicted as each class (columns),
+    each row as a share of its images so that small classes read as clearly as large ones; the
+    cells hold the counts."""
+    import numpy as np
+
+    matrix = np.asarray(counts, dtype=np.float64)
+    with _matplotlib().rc_context(_RC):
+        if matrix.size == 0 or matrix.shape != (len(names), len(names)):
+            return _message("no confusion matrix")
+        totals = matrix.sum(axis=1, keepdims=True)
+        shares = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+        side = max(3.5, 0.42 * len(names) + 1.8)
+        fig = _figure(side + 0.8, side)
+        ax = fig.add_subplot()
+        image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        ticks = np.arange(len(names))
+        ax.set_xticks(ticks, names, rotation=45, ha="right")
+        ax.set_yticks(ticks, names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        if len(names) <= 20:
+            for (row, col), count in np.ndenumerate(matrix):
+                if count:
+                    dark = shares[row, col] > 0.6
+                    ax.text(
+                        col,
+                        row,
+                        f"{int(count)}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if dark else "black",
+                    )
+        fig.colorbar(image, ax=ax, label="share of the true class's images")
+        ax.set_title("Confusion matrix on the hidden test set", loc="left")
+        return _svg(fig)

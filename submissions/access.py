@@ -8,8 +8,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from leaderboard.access import User, is_course_staff, is_staff
-from leaderboard.models import Enrollment
+from courses.access import User, is_course_staff, is_staff
+from courses.models import Enrollment
 from submissions.models import Submission
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -25,18 +26,17 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from courses.models import Challenge, Course, Enrollment, Semester
 from grader import __version__ as grader_version
-from grader.kinds import get_kind
-from leaderboard.models import Challenge, Course, Enrollment, Semester
+from grader.kinds import get_kind, kind_names
 from submissions.models import GradingRun, Submission
 
 COURSE_SLUG = "i2dl"
 COURSE_TITLE = "Introduction to Deep Learning"
 COURSE_TZ = "Europe/Berlin"
-TASKS = ("keypoints", "segmentation")
-#: hidden test set sizes: small, so seeding takes seconds
-SAMPLES = {"keypoints": 200, "segmentation": 60}
-DEMO_MODELS = ("keypoints_pass", "keypoints_fail", "segmentation_pass", "segmentation_fail")
+#: hidden test set size per kind: a few seconds to grade on a CPU. The input size decides it:
+#: 200 small images take as long as 60 segmentation scenes of 240 x 240.
+SAMPLE_PIXELS = 200 * 96 * 96
 
 #: students with no submissions of their own: automated checks rely on these two
 CLEAN_STUDENTS = ("demo", "demo2")
@@ -71,6 +71,12 @@ class DemoSeeder:
         self.say = say
         self.zone = ZoneInfo(COURSE_TZ)
         self.today = timezone.now().astimezone(self.zone).date()
+
+    @staticmethod
+    def samples(task: str) -> int:
+        """How many hidden test images the demo synthesises for a kind."""
+        pixels = math.prod(get_kind(task).input_shape[1:])
+        return max(20, min(400, SAMPLE_PIXELS // pixels))
 
     def run(self, *, build_models: bool = True) -> None:
         course = self.course()
@@ -126,19 +132,16 @@ class DemoSeeder:
 
     def challenges(self, semester: Semester, *, weeks_ahead: bool) -> list[Challenge]:
         result = []
-        for offset, task in enumerate(TASKS):
+        for offset, task in enumerate(kind_names()):
             kind = get_kind(task)
             if weeks_ahead:
                 slug = f"{COURSE_SLUG}-{task}"
                 deadline = end_of_day(self.today + timedelta(weeks=6 + 2 * offset), self.zone)
-                threshold = kind.default_threshold
             else:
                 slug = f"{COURSE_SLUG}-{task}-{semester.slug}"
                 deadline = end_of_day(
                     semester.starts_on + timedelta(weeks=14 + 2 * offset), self.zone
                 )
-                # Earlier semesters passed segmentation at 60 % (GRADING_SPEC.md).
-                threshold = 0.60 if task == "segmentation" else kind.default_threshold
             challenge, created = Challenge.objects.get_or_create(
                 slug=slug,
                 defaults={
@@ -147,7 +150,7 @@ class DemoSeeder:
                     "task": task,
                     "title": kind.title,
                     "deadline": deadline,
-                    "threshold": threshold,
+                    "threshold": kind.default_threshold,
                     "data_dir": f"{semester.slug}/{task}",
                     "time_limit_seconds": 120,
                 },
@@ -171,7 +174,7 @@ class DemoSeeder:
         if (root / "manifest.json").is_file():
             self.say(f"hidden data for {challenge.slug} is at {root}")
             return
-        count = SAMPLES[challenge.task]
+        count = self.samples(challenge.task)
         self.say(f"synthesising {count} {challenge.task} test images into {root} ...")
         root.mkdir(parents=True, exist_ok=True)
         get_kind(challenge.task).synth(root, count, seed)
@@ -181,17 +184,18 @@ class DemoSeeder:
         """A few public images beside the hidden set, for the result page's predicted masks."""
         from eval_data.public import public_dir, synth_public
 
-        if challenge.task != "segmentation":
+        if not challenge.kind.public_samples:
             return
         hidden = Path(challenge.data_path())
-        if (public_dir(hidden) / "test.txt").is_file():
+        if public_dir(hidden).is_dir():
             return
         folder = synth_public(hidden, challenge.task, seed)
         self.say(f"synthesised public sample images for {challenge.slug} into {folder}")
 
     def demo_models(self) -> dict[str, Path]:
         out = Path(settings.GRADER_DEMO_MODELS)
-        paths = {name: out / f"{name}.pt2" for name in DEMO_MODELS}
+        names = [f"{task}_{end}" for task in kind_names() for end in ("pass", "fail")]
+        paths = {name: out / f"{name}.pt2" for name in names}
         if all(path.is_file() for path in paths.values()):
             self.say(f"demo models are in {out}")
             return paths
@@ -200,7 +204,7 @@ class DemoSeeder:
         from eval_data.demo_models import build_demo_models
 
         built = build_demo_models(out, seed=0)
-        return {name: built[name] for name in DEMO_MODELS}
+        return {name: built[name] for name in paths}
 
     def users(self, current: Semester, earlier: Semester) -> None:
         self._user("staff", staff=True)
@@ -242,7 +246,8 @@ class DemoSeeder:
         end = min(timezone.now(), challenge.deadline) - timedelta(hours=1)
         for _ in range(rng.randint(1, 3)):
             created = end - timedelta(minutes=rng.randint(10, 60 * 24 * 20))
-            score, metrics = self._plausible(challenge, rng)
+            metrics = challenge.kind.demo_metrics(rng, self.samples(challenge.task))
+            score = float(metrics[challenge.score_key])
             passed = score >= challenge.threshold
             model = models.get(f"{challenge.task}_{'pass' if passed else 'fail'}")
             content = model.read_bytes() if model and model.is_file() else b"seeded: no file"
@@ -292,28 +297,6 @@ class DemoSeeder:
                     log="seeded by manage.py seed_demo: plausible figures, not a real grading",
                 )
         self.say(f"seeded submissions of {enrollment.handle} ({username}) to {challenge.slug}")
-
-    @staticmethod
-    def _plausible(challenge: Challenge, rng: random.Random) -> tuple[float, dict[str, object]]:
-        if challenge.task == "keypoints":
-            score = round(rng.uniform(45.0, 420.0), 4)
-            return score, {
-                "score": score,
-                "mse": 1 / (2 * score),
-                "count": SAMPLES["keypoints"],
-                "params": 360_000,
-            }
-        accuracy = round(rng.uniform(0.42, 0.83), 6)
-        pooled = min(1.0, max(0.0, accuracy + rng.uniform(-0.03, 0.03)))
-        key = challenge.score_key
-        score = pooled if key == "pooled_accuracy" else accuracy
-        return score, {
-            "accuracy": accuracy,
-            "pooled_accuracy": pooled,
-            "count": SAMPLES["segmentation"],
-            "skipped_void_only": 0,
-            "params": 40_000,
-        }
 
     # --- what to do next --------------------------------------------------------------------
 

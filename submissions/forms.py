@@ -17,7 +17,7 @@ from django.utils import timezone
 from grader import formats
 from grader.formats.upload import check_upload
 from grader.errors import GradingError
-from leaderboard.models import Challenge, Enrollment
+from courses.models import Challenge, Enrollment
 from submissions.services import SubmissionRefused, submission_check_window
 
 #: refusals of the window (not of the file), and the API status each maps to

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import uuid
 from typing import Any
@@ -12,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from grader import formats
-from leaderboard.models import Challenge, Enrollment
+from courses.models import Challenge, Enrollment
 
 
 def format_choices() -> list[tuple[str, str]]:
@@ -62,7 +61,7 @@ class Submission(models.Model):
     #: claims so far; a result is recorded only by the attempt that holds the latest claim
     attempts = models.PositiveSmallIntegerField(default=0)
     #: storage names of pictures the worker drew after grading: ``{"samples": "figures/..."}``
-    figures = models.JSONField(default=dict, blank=True)
+    pictures = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -75,11 +74,11 @@ class Submission(models.Model):
             # The leaderboard: graded submissions of one challenge by score.
             models.Index(fields=["challenge", "status", "-score"], name="sub_chal_status_score"),
             # The board's histogram cache key: the latest finish time of a challenge's graded
-            # submissions (leaderboard.chart_views.histogram_cache_key), read from the index.
+            # submissions (leaderboard.views.public.histogram_cache_key), read from the index.
             models.Index(
                 fields=["challenge", "status", "finished_at"], name="sub_chal_status_finished"
             ),
-            # The board's cache key (leaderboard.services.board_version): the latest upload to a
+            # The board's cache key (leaderboard.boards.board_version): the latest upload to a
             # challenge and its latest finished grading, each one index lookup.
             models.Index(fields=["challenge", "created_at"], name="sub_chal_created"),
             models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
@@ -95,14 +94,6 @@ class Submission(models.Model):
     def is_pending(self) -> bool:
         return self.status in self.PENDING
 
-    @property
-    def mse(self) -> float | None:
-        value = self.metrics.get("mse")
-        return float(value) if isinstance(value, int | float) else None
-
-    @property
-    def score_is_infinite(self) -> bool:
-        return self.score is not None and math.isinf(self.score)
 
 
 class RegradeBatchQuerySet(models.QuerySet["RegradeBatch"]):
@@ -268,8 +259,9 @@ class Standing(models.Model):
     )
     score = models.FloatField(null=True, blank=True)
     passed = models.BooleanField(default=False)
-    #: keypoints only: the best submission's MSE
-    mse = models.FloatField(null=True, blank=True)
+    #: the best submission's headline figures beside its score (keypoints: its MSE), as stored
+    #: in its metrics (``TaskKind.figures`` with ``headline``)
+    headline = models.JSONField(default=dict, blank=True)
     best_created_at = models.DateTimeField(null=True, blank=True)
     #: uploads that count (not those that failed for a platform reason)
     uploads = models.PositiveIntegerField(default=0)

@@ -1,43 +1,27 @@
-"""Submitting, queueing, claiming and recording results: used by the views, the API, the admin
-and the worker. Nothing here imports torch or runs the grader; the worker hands in results."""
+"""Uploading: who may upload when (deadline, closed semester, quota), storing the file and queueing
+it. Used by the upload form's view, the API and the sweep. Recording results is
+``submissions.results``; every status change is ``submissions.lifecycle``."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import uuid
 from datetime import datetime, timedelta
-from functools import partial
-from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
 
-from grader import __version__ as grader_version
-from leaderboard.formatting import format_local, format_mse, format_score
-from leaderboard.models import Challenge, Enrollment
-from submissions.models import GradingRun, Submission
-from submissions.standings import standing_refresh
-from worker.celery import GRADE_SUBMISSION, app
-
-if TYPE_CHECKING:
-    from grader.errors import GradingError, PlatformError
-    from grader.evaluate import Evaluation
+from courses.formatting import format_local
+from courses.models import Challenge, Enrollment
+from submissions import doorbell
+from submissions.models import Submission
 
 logger = logging.getLogger(__name__)
 
 QUOTA_WINDOW = timedelta(hours=24)
-GAVE_UP_MESSAGE = (
-    "Grading could not be completed because of a problem on our side; staff have been notified."
-    " This upload does not count against your quota: please upload it again."
-)
 
 
 class SubmissionRefused(Exception):
@@ -168,241 +152,10 @@ def grading_time_limits(challenge: Challenge) -> tuple[int, int]:
     return soft, soft + 30
 
 
-def _send(submission_id: str, soft: int, hard: int) -> None:
-    # By name: the web process never imports worker.tasks (nor the grader runtime behind it).
-    app.send_task(GRADE_SUBMISSION, args=[submission_id], soft_time_limit=soft, time_limit=hard)
-
-
 def submission_enqueue(submission: Submission) -> None:
     """Ring the doorbell once the row is committed, so a worker always finds it.
 
-    A broker that is down is only logged (``robust``): the row stays queued and the sweep sends
-    it again later.
+    A broker that is down is only logged: the row stays queued and the sweep sends it again.
     """
     soft, hard = grading_time_limits(submission.challenge)
-    transaction.on_commit(partial(_send, str(submission.pk), soft, hard), robust=True)
-
-
-# --- the worker's side ------------------------------------------------------------------------
-
-
-def submission_claim(submission_id: str) -> Submission | None:
-    """Move a queued submission to running; None if it is not queued (a re-delivered message,
-    another worker got it first, or it no longer exists)."""
-    try:
-        updated = Submission.objects.filter(
-            pk=submission_id, status=Submission.Status.QUEUED
-        ).update(
-            status=Submission.Status.RUNNING,
-            started_at=timezone.now(),
-            finished_at=None,
-            attempts=F("attempts") + 1,
-        )
-    except ValidationError:  # not a UUID
-        return None
-    if not updated:
-        return None
-    return Submission.objects.select_related("challenge__semester__course", "enrollment__user").get(
-        pk=submission_id
-    )
-
-
-def grading_run_start(
-    submission: Submission, *, worker_host: str, device: str, torch_version: str, runner: str
-) -> GradingRun:
-    return GradingRun.objects.create(
-        submission=submission,
-        attempt=submission.attempts,
-        worker_host=worker_host[:200],
-        device=device,
-        torch_version=torch_version[:64],
-        grader_version=grader_version,
-        runner=runner,
-    )
-
-
-def submission_finish(submission: Submission, **fields: Any) -> bool:
-    """Write the outcome if this attempt still holds the claim (the sweep may have re-queued it
-    and another worker claimed it since)."""
-    updated = Submission.objects.filter(
-        pk=submission.pk, status=Submission.Status.RUNNING, attempts=submission.attempts
-    ).update(**fields)
-    if not updated:
-        logger.warning(
-            "submission %s: attempt %d no longer holds the claim; its outcome is dropped",
-            submission.pk,
-            submission.attempts,
-        )
-        return False
-    for name, value in fields.items():
-        setattr(submission, name, value)
-    standing_refresh(submission.enrollment_id, submission.challenge_id)
-    return True
-
-
-def _keep_log(text: str) -> str:
-    keep = settings.GRADER_LOG_KEEP_CHARS
-    return text if len(text) <= keep else "[... truncated ...]\n" + text[-keep:]
-
-
-def _close_run(run: GradingRun, outcome: str, **fields: Any) -> None:
-    run.outcome = outcome
-    run.finished_at = timezone.now()
-    for name, value in fields.items():
-        setattr(run, name, value)
-    run.log = _keep_log(run.log)
-    run.save()
-
-
-def evaluation_outcome(
-    challenge: Challenge, evaluation: Evaluation
-) -> tuple[float | None, bool, dict[str, Any]]:
-    """Score, pass flag and stored metrics of an evaluation under the challenge's own rules.
-
-    The challenge decides which figure ranks (``score_key``: the pooled accuracy when it is so
-    configured) and its threshold, so both are applied here rather than taken from the grader.
-    """
-    raw = evaluation.metrics.get(challenge.score_key)
-    score = float(raw) if isinstance(raw, int | float) and not math.isnan(raw) else None
-    passed = score is not None and score >= challenge.threshold
-    metrics = evaluation.to_json()
-    metrics["passed"] = passed
-    return score, passed, metrics
-
-
-def submission_record_result(
-    submission: Submission, run: GradingRun, evaluation: Evaluation
-) -> bool:
-    """A graded model: score, pass/fail and metrics on the submission and its run."""
-    score, passed, metrics = evaluation_outcome(submission.challenge, evaluation)
-    with transaction.atomic():
-        _close_run(
-            run,
-            GradingRun.Outcome.GRADED,
-            score=score,
-            metrics=metrics,
-            dataset_hash=evaluation.dataset_hash,
-            grader_version=evaluation.grader_version,
-            runner=evaluation.runner,
-            log=evaluation.log,
-        )
-        done = submission_finish(
-            submission,
-            status=Submission.Status.GRADED,
-            score=score,
-            passed=passed,
-            metrics=metrics,
-            error="",
-            finished_at=timezone.now(),
-        )
-        if done:
-            transaction.on_commit(partial(submission_notify, submission), robust=True)
-    logger.info(
-        "submission %s graded: %s=%s passed=%s (%.1f s)",
-        submission.pk,
-        submission.challenge.score_key,
-        score,
-        passed,
-        evaluation.seconds,
-    )
-    return done
-
-
-def submission_record_rejection(
-    submission: Submission, run: GradingRun, error: GradingError
-) -> bool:
-    """The model's fault: final, the student reads ``error.message``."""
-    with transaction.atomic():
-        _close_run(
-            run,
-            GradingRun.Outcome.REJECTED,
-            error_code=error.code[:64],
-            error=error.message,
-            log=error.detail,
-        )
-        done = submission_finish(
-            submission,
-            status=Submission.Status.FAILED,
-            error=error.message,
-            passed=None,
-            score=None,
-            finished_at=timezone.now(),
-        )
-        if done:
-            transaction.on_commit(partial(submission_notify, submission), robust=True)
-    logger.info("submission %s rejected: %s", submission.pk, error.code)
-    return done
-
-
-def submission_record_platform_error(
-    submission: Submission, run: GradingRun, error: PlatformError, *, give_up: bool
-) -> bool:
-    """The host's fault: back to the queue for a retry, or failed without counting if no
-    retries are left."""
-    with transaction.atomic():
-        _close_run(
-            run,
-            GradingRun.Outcome.PLATFORM_ERROR,
-            error_code=error.code[:64],
-            log="\n".join(filter(None, [error.message, error.detail, run.log])),
-        )
-        if give_up:
-            done = submission_finish(
-                submission,
-                status=Submission.Status.FAILED,
-                error=GAVE_UP_MESSAGE,
-                counts_for_quota=False,
-                finished_at=timezone.now(),
-            )
-            if done:
-                transaction.on_commit(partial(submission_notify, submission), robust=True)
-        else:
-            done = submission_finish(
-                submission,
-                status=Submission.Status.QUEUED,
-                started_at=None,
-                queued_at=timezone.now(),
-            )
-    log = logger.error if give_up else logger.warning
-    log(
-        "submission %s: platform error %s (%s)%s",
-        submission.pk,
-        error.code,
-        error.message,
-        "; given up" if give_up else "; will retry",
-    )
-    return done
-
-
-# --- telling the student ----------------------------------------------------------------------
-
-
-def submission_summary(submission: Submission) -> str:
-    """One line for emails and pages: "passed: score 123.45 (MSE 0.004051)"."""
-    challenge = submission.challenge
-    if submission.status == Submission.Status.FAILED:
-        return f"failed: {submission.error}"
-    if submission.status != Submission.Status.GRADED:
-        return submission.get_status_display().lower()
-    verdict = "passed" if submission.passed else "not passed"
-    score = format_score(submission.score, challenge.kind.score_display)
-    text = f"{verdict}: {challenge.score_key} {score}"
-    if challenge.task == "keypoints":
-        text += f" (MSE {format_mse(submission.mse)})"
-    return text
-
-
-def submission_notify(submission: Submission) -> None:
-    user = submission.enrollment.user
-    if not user.email:
-        return
-    url = settings.SITE_URL + reverse("submission_detail", args=[submission.pk])
-    send_mail(
-        subject=f"[{submission.challenge.title}] {submission_summary(submission)}"[:150],
-        message=(
-            f"Your upload to {submission.challenge.title} ({submission.challenge.semester})"
-            f" finished grading.\n\n{submission_summary(submission)}\n\nDetails: {url}\n"
-        ),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+    doorbell.ring_after_commit(doorbell.GRADE_SUBMISSION, str(submission.pk), soft=soft, hard=hard)

@@ -27,15 +27,26 @@ from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from leaderboard.formatting import stored_number
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from submissions.models import Standing, Submission
 
-FIELDS = ("best_id", "score", "passed", "mse", "best_created_at", "uploads")
+FIELDS = ("best_id", "score", "passed", "headline", "best_created_at", "uploads")
 
 
-def standing_compute(enrollment_id: int, challenge_id: int) -> dict[str, Any]:
-    """What the standing should be, from the student's submissions: two small queries."""
+def headline_keys(challenge_id: int) -> list[str]:
+    """The metrics a board shows beside the score, from the challenge's kind."""
+    task = Challenge.objects.filter(pk=challenge_id).values_list("task", flat=True).first()
+    if task is None:
+        return []
+    return [figure.key for figure in Challenge(task=task).kind.figures if figure.headline]
+
+
+def standing_compute(
+    enrollment_id: int, challenge_id: int, keys: list[str] | None = None
+) -> dict[str, Any]:
+    """What the standing should be, from the student's submissions: two small queries (three
+    without ``keys``, the challenge's headline figures)."""
+    keys = headline_keys(challenge_id) if keys is None else keys
     theirs = Submission.objects.filter(enrollment_id=enrollment_id, challenge_id=challenge_id)
     best = (
         theirs.filter(
@@ -45,17 +56,18 @@ def standing_compute(enrollment_id: int, challenge_id: int) -> dict[str, Any]:
             score__lte=math.inf,
         )
         .order_by(F("score").desc(), "created_at", "id")
-        .values("id", "score", "passed", "created_at", mse=F("metrics__mse"))
+        .values("id", "score", "passed", "created_at", "metrics")
         .first()
     )
     uploads = theirs.filter(counts_for_quota=True).count()
     if best is None:
-        return dict.fromkeys(FIELDS[:-1]) | {"passed": False, "uploads": uploads}
+        return dict.fromkeys(FIELDS) | {"passed": False, "headline": {}, "uploads": uploads}
+    metrics = best["metrics"] if isinstance(best["metrics"], dict) else {}
     return {
         "best_id": best["id"],
         "score": best["score"],
         "passed": bool(best["passed"]),
-        "mse": stored_number(best["mse"]),
+        "headline": {key: metrics[key] for key in keys if key in metrics},
         "best_created_at": best["created_at"],
         "uploads": uploads,
     }
@@ -99,8 +111,9 @@ def standings_check(challenge: Challenge, *, fix: bool = False) -> list[Drift]:
         .distinct()
     )
     drifts = []
+    keys = headline_keys(challenge.pk)
     for enrollment_id in sorted(submitters | set(stored)):
-        expected = standing_compute(enrollment_id, challenge.pk)
+        expected = standing_compute(enrollment_id, challenge.pk, keys)
         if stored.get(enrollment_id) != expected:
             drifts.append(Drift(enrollment_id, stored.get(enrollment_id), expected))
             if fix:

@@ -1,7 +1,8 @@
 """The periodic sweep: the database is the source of truth, the broker only a doorbell.
 
 Work whose message went missing is sent again; work whose worker died is recorded as lost and
-queued again (or given up without counting against the quota after too many attempts).
+queued again (or given up without counting against the quota after too many attempts). The
+same for the attempts of running re-grades, so a batch whose worker died still completes.
 """
 
 from __future__ import annotations
@@ -9,60 +10,56 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from submissions.models import GradingRun, Submission
-from submissions.regrade import LOST_NOTE, RunSweep, regrade_runs_sweep
-from submissions.services import (
-    GAVE_UP_MESSAGE,
-    grading_time_limits,
-    submission_enqueue,
-    submission_finish,
-    submission_notify,
-)
+from submissions import doorbell, lifecycle
+from submissions.models import GradingRun, RegradeBatch, Submission
+from submissions.regrade.attempts import attempt_close
+from submissions.results import keep_log, submission_notify
+from submissions.services import grading_time_limits, submission_enqueue
 
 logger = logging.getLogger(__name__)
 
+LOST_NOTE = "the worker went away: no result after the hard time limit"
 
-# --- the sweep --------------------------------------------------------------------------------
+
+@dataclass
+class RunSweep:
+    resent: list[int] = field(default_factory=list)
+    requeued: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
 
 
 @dataclass
 class SweepReport:
-    resent: list[str]
-    requeued: list[str]
-    given_up: list[str]
+    resent: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    given_up: list[str] = field(default_factory=list)
     #: re-grade attempts (GradingRun ids)
-    runs: RunSweep = field(default_factory=lambda: RunSweep(resent=[], requeued=[], lost=[]))
+    runs: RunSweep = field(default_factory=RunSweep)
 
 
 def submissions_sweep(now: datetime | None = None) -> SweepReport:
-    """Re-queue work whose message or worker went missing; the database is the source of truth.
+    """Re-queue work whose message or worker went missing.
 
     * queued too long: the message was lost (a broker restart, a send that failed): send again;
     * running past its hard time limit plus a grace period: the worker died. The open attempt is
       recorded as lost and the submission re-queued, or failed (not counting against the quota)
       once it has used up ``GRADER_MAX_ATTEMPTS``;
-    * the same for the attempts of running re-grades (``regrade_runs_sweep``), so that a batch
-      whose worker died still completes.
+    * the same for the attempts of running re-grades (``regrade_runs_sweep``).
     """
     now = now or timezone.now()
-    report = SweepReport(resent=[], requeued=[], given_up=[])
+    report = SweepReport()
     stale = Submission.objects.filter(
         status=Submission.Status.QUEUED,
         queued_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS),
     ).select_related("challenge")
     for submission in stale:
         with transaction.atomic():
-            # Conditional on the timestamp we read: two sweeps never both send.
-            if Submission.objects.filter(
-                pk=submission.pk, status=Submission.Status.QUEUED, queued_at=submission.queued_at
-            ).update(queued_at=now):
+            if lifecycle.resend(submission, now):
                 submission_enqueue(submission)
                 report.resent.append(str(submission.pk))
     grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
@@ -78,6 +75,11 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
         if _abandon(submission, now, give_up=give_up):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
     report.runs = regrade_runs_sweep(now)
+    _log(report)
+    return report
+
+
+def _log(report: SweepReport) -> None:
     runs = report.runs
     if report.resent or report.requeued or report.given_up:
         logger.warning(
@@ -93,30 +95,22 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
             len(runs.requeued),
             len(runs.lost),
         )
-    return report
 
 
 def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
+    """Record the dead worker's attempt as lost; re-queue the submission or give it up."""
     with transaction.atomic():
-        fields: dict[str, Any] = (
-            {
-                "status": Submission.Status.FAILED,
-                "error": GAVE_UP_MESSAGE,
-                "counts_for_quota": False,
-                "finished_at": now,
-            }
-            if give_up
-            else {"status": Submission.Status.QUEUED, "started_at": None, "queued_at": now}
-        )
-        if not submission_finish(submission, **fields):
+        moved = lifecycle.give_up(submission, now) if give_up else lifecycle.requeue(submission, now)
+        if not moved:
             return False
-        note = LOST_NOTE
         lost = GradingRun.objects.filter(
             # A re-grade attempt of the same submission is not this claim's run.
             submission=submission,
             outcome=GradingRun.Outcome.RUNNING,
             batch__isnull=True,
-        ).update(outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=note)
+        ).update(
+            outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=LOST_NOTE
+        )
         if not lost:  # the worker died before it could open its run
             GradingRun.objects.create(
                 submission=submission,
@@ -125,10 +119,63 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
                 finished_at=now,
                 outcome=GradingRun.Outcome.LOST,
                 error_code="lost",
-                log=note,
+                log=LOST_NOTE,
             )
         if give_up:
-            transaction.on_commit(partial(submission_notify, submission), robust=True)
+            doorbell.after_commit(
+                submission_notify, submission, what=f"emailing that {submission.pk} gave up"
+            )
         else:
             submission_enqueue(submission)
     return True
+
+
+def regrade_runs_sweep(now: datetime) -> RunSweep:
+    """Re-grade attempts whose message or worker went missing, so every batch completes.
+
+    * queued too long in a running batch: the message was lost: send it again;
+    * running past its hard time limit plus the grace period: the worker died. The attempt goes
+      back to the queue, or, once it has had ``GRADER_MAX_ATTEMPTS``, is recorded as lost (the
+      submission keeps its old result) so the rest of the batch can still publish.
+    """
+    report = RunSweep()
+    stale = GradingRun.objects.filter(
+        batch__status=RegradeBatch.Status.RUNNING,
+        outcome=GradingRun.Outcome.QUEUED,
+        started_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS),
+    ).select_related("submission__challenge")
+    for run in stale:
+        with transaction.atomic():
+            if lifecycle.run_resend(run, now):
+                _ring(run)
+                report.resent.append(run.pk)
+    grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
+    running = GradingRun.objects.filter(
+        batch__isnull=False, outcome=GradingRun.Outcome.RUNNING, started_at__lt=now - grace
+    ).select_related("submission__challenge")
+    for run in running:
+        _soft, hard = grading_time_limits(run.submission.challenge)
+        if run.started_at + timedelta(seconds=hard) + grace > now:
+            continue
+        log = "\n".join(filter(None, [run.log, LOST_NOTE]))
+        if run.attempt + 1 >= settings.GRADER_MAX_ATTEMPTS:
+            attempt_close(run, GradingRun.Outcome.LOST, error_code="lost", log=log)
+            report.lost.append(run.pk)
+            continue
+        with transaction.atomic():
+            if lifecycle.run_requeue(
+                run,
+                if_started_at=run.started_at,
+                attempt=run.attempt + 1,
+                started_at=now,
+                error_code="lost",
+                log=keep_log(log),
+            ):
+                _ring(run)
+                report.requeued.append(run.pk)
+    return report
+
+
+def _ring(run: GradingRun) -> None:
+    soft, hard = grading_time_limits(run.submission.challenge)
+    doorbell.ring_after_commit(doorbell.REGRADE_ATTEMPT, run.pk, soft=soft, hard=hard)

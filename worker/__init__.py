@@ -1,5 +1,8 @@
-"""Celery app and tasks: ``celery -A worker worker`` grades, ``celery -A worker beat`` sweeps."""
+"""Celery workers: the grading and re-grade tasks, the sweep, and the demo's process runner.
 
-from worker.celery import app
+``celery -A worker worker`` finds the project's Celery app here (it lives in ``config.celery``).
+"""
+
+from config.celery import app
 
 __all__ = ["app"]

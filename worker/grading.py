@@ -1,8 +1,9 @@
-"""Grade one claimed submission: fetch the file, run the grader, record the outcome.
+"""The worker's part of a grading: this process's runner, and evaluating a claimed submission.
 
-The task in ``worker.tasks`` stays thin; this is the work. Every attempt leaves a ``GradingRun``.
-A ``GradingError`` (the model's fault) is final. Anything else is the platform's fault: recorded
-as a ``PlatformError`` and re-raised so the task can retry or give up.
+``evaluate_submission`` fetches the upload from storage (checking its sha256), runs the grader
+with the challenge's rules and limits in the sandbox, lets the kind draw its pictures on public
+samples, and returns a ``GradingOutcome``. It writes nothing: the task records the outcome
+(``submissions.results``). Anything unexpected is the platform's fault, never the student's.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import logging
 import socket
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -23,25 +23,51 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 import eval_data
-from grader.errors import GradingError, PlatformError
-from grader.evaluate import Evaluation, evaluate
+from grader.errors import GraderError, GradingError, PlatformError
+from grader.evaluate import evaluate, sample_picture
 from grader.limits import MB, Limits
-from grader.runner import Runner
-from submissions.models import GradingRun, Submission
-from submissions.regrade import (
-    regrade_run_record_platform_error,
-    regrade_run_record_rejection,
-    regrade_run_record_result,
-)
-from submissions.services import (
-    grading_run_start,
-    submission_record_platform_error,
-    submission_record_rejection,
-    submission_record_result,
-)
-from worker.figures import submission_figures_draw
+from grader.runners import Runner, make_runner
+from grader.sandbox.job import MIN_JOB_UID
+from submissions.models import Submission
+from submissions.results import GradingOutcome, Worker
 
 logger = logging.getLogger(__name__)
+
+_runners: dict[bool, Runner] = {}
+
+
+def get_runner() -> Runner:
+    """This process's runner: the sandbox unless ``GRADER_SANDBOX`` is off (DEBUG only).
+
+    Fails closed: a host that cannot sandbox raises ``PlatformError`` for every job, which is
+    recorded and retried (perhaps by another worker), and never grades unsandboxed.
+    """
+    sandboxed = bool(settings.GRADER_SANDBOX)
+    if sandboxed not in _runners:
+        try:
+            _runners[sandboxed] = make_runner(sandboxed=sandboxed, uid=sandbox_uid())
+        except ImportError as exc:
+            raise PlatformError(
+                "sandbox_unavailable", "this worker cannot start the sandbox", str(exc)
+            ) from exc
+    return _runners[sandboxed]
+
+
+def sandbox_uid() -> int:
+    """This process's job uid: ``GRADER_SANDBOX_UID`` less its index in the worker's pool, so
+    two pool processes never share the kernel's per-uid process budget."""
+    from billiard.process import current_process
+
+    index = getattr(current_process(), "index", None) or 0
+    uid = int(settings.GRADER_SANDBOX_UID) - int(index)
+    if uid < MIN_JOB_UID:
+        raise PlatformError(
+            "sandbox_unavailable",
+            "this worker cannot start the sandbox",
+            f"GRADER_SANDBOX_UID={settings.GRADER_SANDBOX_UID} leaves pool process {index}"
+            f" the uid {uid}, below {MIN_JOB_UID}",
+        )
+    return uid
 
 
 @cache
@@ -54,14 +80,12 @@ def torch_version() -> str:
         return "not installed"
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
-    host: str
-    device: str
-
-    @classmethod
-    def current(cls, hostname: str | None = None) -> WorkerInfo:
-        return cls(host=hostname or socket.gethostname(), device=settings.GRADER_DEVICE)
+def this_worker(hostname: str | None = None) -> Worker:
+    return Worker(
+        host=hostname or socket.gethostname(),
+        device=settings.GRADER_DEVICE,
+        torch_version=torch_version(),
+    )
 
 
 def limits_for(submission: Submission) -> Limits:
@@ -109,115 +133,73 @@ def fetched(submission: Submission) -> Iterator[Path]:
 
 
 def evaluate_submission(
-    submission: Submission, run: GradingRun, get_runner: Callable[[], Runner], worker: WorkerInfo
-) -> tuple[Evaluation, Runner]:
-    """Run the grader on a submission's file with its challenge's limits: shared by grading and
-    re-grading. ``run`` learns the runner and the dataset hash as they become known.
+    submission: Submission, worker: Worker, *, pictures: bool = True
+) -> GradingOutcome:
+    """Grade a submission's file with its challenge's rules; never raises.
 
-    Raises ``GradingError`` (the model's fault) or ``PlatformError`` (anything else).
+    ``pictures``: also let the kind draw its pictures on the public samples (grading does,
+    re-grading does not: its results are not published yet).
     """
     challenge = submission.challenge
+    outcome = GradingOutcome()
 
     def on_loaded(dataset: eval_data.Dataset) -> None:
-        run.dataset_hash = dataset.dataset_hash
+        outcome.dataset_hash = dataset.dataset_hash
 
     try:
         runner = get_runner()
-        run.runner = runner.name
+        outcome.runner = runner.name
         with fetched(submission) as path:
-            evaluation = evaluate(
+            outcome.evaluation = evaluate(
                 path,
                 challenge.task,
                 data_dir_for(submission),
                 runner,
                 threshold=challenge.threshold,
+                score_key=challenge.score_key,
                 limits=limits_for(submission),
                 allowed_formats=tuple(challenge.allowed_formats),
                 device=worker.device,
                 batch_size=settings.GRADER_BATCH_SIZE,
                 on_loaded=on_loaded,
             )
-    except (GradingError, PlatformError):
-        raise
-    except SoftTimeLimitExceeded as exc:
+            if pictures:
+                outcome.pictures = _pictures(submission, path, runner, worker)
+    except GraderError as exc:
+        outcome.error = exc
+    except SoftTimeLimitExceeded:
         # The model's own wall clock ends well before this: the host is stuck, not the model.
-        raise PlatformError(
+        outcome.error = PlatformError(
             "soft_time_limit", "grading took longer than the task's time limit"
-        ) from exc
-    except Exception as exc:
+        )
+    except Exception:
         # A bug or an unexpected host failure: never the student's fault. Retried, and in
         # the end failed without counting against the quota.
-        raise PlatformError(
+        outcome.error = PlatformError(
             "internal", "grading failed unexpectedly", traceback.format_exc()
-        ) from exc
-    return evaluation, runner
+        )
+    return outcome
 
 
-def grade_claimed(
-    submission: Submission,
-    get_runner: Callable[[], Runner],
-    worker: WorkerInfo,
-    *,
-    last_try: bool,
-) -> None:
-    """Grade a submission this worker has claimed (status running) and record the outcome.
-
-    Raises ``PlatformError`` after recording it; ``last_try`` fails the submission for good
-    (without counting against the quota) instead of putting it back in the queue.
-    """
-    run = grading_run_start(
-        submission,
-        worker_host=worker.host,
-        device=worker.device,
-        torch_version=torch_version(),
-        runner="",
-    )
-    logger.info(
-        "submission %s: grading attempt %d on %s (%s)",
-        submission.pk,
-        submission.attempts,
-        worker.host,
-        worker.device,
-    )
-
+def _pictures(
+    submission: Submission, path: Path, runner: Runner, worker: Worker
+) -> dict[str, bytes]:
+    """The kind's picture of the model on public samples; best effort, the grade stands."""
+    challenge = submission.challenge
     try:
-        evaluation, runner = evaluate_submission(submission, run, get_runner, worker)
-    except GradingError as exc:
-        submission_record_rejection(submission, run, exc)
-        return
-    except PlatformError as exc:
-        submission_record_platform_error(submission, run, exc, give_up=last_try)
-        raise
-    if submission_record_result(submission, run, evaluation):
-        # After the grade is recorded, best effort: a failure here is logged, never the grade's.
-        submission_figures_draw(
-            submission,
+        png = sample_picture(
+            path,
+            challenge.task,
+            data_dir_for(submission),
             runner,
-            fetch=fetched,
-            hidden_dir=data_dir_for(submission),
             limits=limits_for(submission),
+            allowed_formats=tuple(challenge.allowed_formats),
             device=worker.device,
         )
-
-
-def regrade_claimed(
-    run: GradingRun, get_runner: Callable[[], Runner], worker: WorkerInfo, *, last_try: bool
-) -> None:
-    """Grade a claimed re-grade attempt; its outcome goes on ``run`` only (see
-    ``submissions.regrade``). Raises ``PlatformError`` after recording it, as ``grade_claimed``."""
-    run.worker_host = worker.host[:200]
-    run.device = worker.device
-    run.torch_version = torch_version()[:64]
-    GradingRun.objects.filter(pk=run.pk).update(
-        worker_host=run.worker_host, device=run.device, torch_version=run.torch_version
-    )
-    logger.info("re-grade %s: submission %s on %s", run.batch_id, run.submission_id, worker.host)
-    try:
-        evaluation, _ = evaluate_submission(run.submission, run, get_runner, worker)
-    except GradingError as exc:
-        regrade_run_record_rejection(run, exc)
-        return
-    except PlatformError as exc:
-        regrade_run_record_platform_error(run, exc, give_up=last_try)
-        raise
-    regrade_run_record_result(run, evaluation)
+    except (GradingError, PlatformError, eval_data.DatasetError, OSError) as exc:
+        logger.warning("submission %s: no sample picture: %s", submission.pk, exc)
+        return {}
+    except Exception:
+        logger.warning("submission %s: the sample picture failed", submission.pk, exc_info=True)
+        return {}
+    return {} if png is None else {"samples": png}

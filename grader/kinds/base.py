@@ -28,14 +28,15 @@ class Figure:
     """A figure a result shows beside its score: a metric's key, its label and how it reads.
 
     ``style`` is one of ``courses.formatting.STYLES``: "number" (two decimals), "percent" or
-    "mse" (six decimals, what students compare against their own evaluation). ``on_board``
-    figures are also columns of the leaderboard and the grade book.
+    "mse" (six decimals, what students compare against their own evaluation). ``headline``
+    figures go wherever the score goes: a column of the leaderboard and the grade book, the
+    result's one-line summary (emails, live status). The others show on the result page.
     """
 
     key: str
     label: str
     style: str = "number"
-    on_board: bool = False
+    headline: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class TaskKind(ABC):
     score_display: str = "number"
     #: the score's name in a table header
     score_label: str = "Score"
-    #: figures shown beside the score (result page, email, and boards for ``on_board`` ones)
+    #: figures shown beside the score on the result page (and everywhere, for ``headline`` ones)
     figures: tuple[Figure, ...] = ()
     default_max_params: int = 5_000_000
     default_max_file_mb: int = 20

@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import leaderboard.models
+import courses.models
 
 
 class Migration(migrations.Migration):
@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         default="Europe/Berlin",
                         max_length=64,
-                        validators=[leaderboard.models.validate_timezone],
+                        validators=[courses.models.validate_timezone],
                     ),
                 ),
             ],
@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("task", models.CharField(choices=leaderboard.models.task_choices, max_length=32)),
+                ("task", models.CharField(choices=courses.models.task_choices, max_length=32)),
                 ("slug", models.SlugField(unique=True)),
                 ("title", models.CharField(max_length=200)),
                 ("description", models.TextField(blank=True)),
@@ -128,8 +128,8 @@ class Migration(migrations.Migration):
                 (
                     "allowed_formats",
                     models.JSONField(
-                        default=leaderboard.models.default_formats,
-                        validators=[leaderboard.models.validate_formats],
+                        default=courses.models.default_formats,
+                        validators=[courses.models.validate_formats],
                     ),
                 ),
                 ("max_params", models.PositiveIntegerField(default=5000000)),
@@ -148,7 +148,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         help_text="hidden test set, relative to GRADER_DATA_ROOT on the workers",
                         max_length=255,
-                        validators=[leaderboard.models.validate_data_dir],
+                        validators=[courses.models.validate_data_dir],
                     ),
                 ),
                 ("use_pooled_accuracy", models.BooleanField(default=False)),

@@ -8,8 +8,9 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from leaderboard.formatting import format_local, format_mse, format_score
-from leaderboard.models import Challenge, Course
+from courses.formatting import format_figure, format_local, format_score
+from courses.models import Challenge, Course
+from grader.kinds import Figure
 
 register = template.Library()
 
@@ -20,8 +21,10 @@ def score(value: object, challenge: Challenge) -> str:
 
 
 @register.filter
-def mse(value: object) -> str:
-    return format_mse(value)
+def figure(figures: object, which: Figure) -> str:
+    """One of a result's figures (a dict of metrics) as the kind says it reads."""
+    value = figures.get(which.key) if isinstance(figures, dict) else None
+    return format_figure(value, which.style)
 
 
 @register.simple_tag

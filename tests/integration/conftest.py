@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from leaderboard.models import Challenge, Course, Enrollment, Semester
+from courses.models import Challenge, Course, Enrollment, Semester
 from submissions.models import Submission
 from tests.services import require_postgres, require_redis
 
@@ -154,7 +154,7 @@ def empty_cache() -> None:
     """Computed boards and charts are cached per process; each test starts without them."""
     from django.core.cache import cache
 
-    from leaderboard.services import leaderboard_forget
+    from leaderboard.boards import leaderboard_forget
 
     cache.clear()
     leaderboard_forget()

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from tests.integration.conftest import Worker
 
 pytestmark = [

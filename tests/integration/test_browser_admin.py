@@ -19,8 +19,8 @@ from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
-from leaderboard.models import Challenge
-from submissions import regrade
+from courses.models import Challenge
+from submissions import doorbell
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.integration.conftest import Worker, wait_until_done
 from tests.integration.test_browser import chromium, tab  # noqa: F401
@@ -84,9 +84,9 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     page.fill("#id_reason", "browser test: grader fix")
     # The attempt goes to the worker only once the progress page below has been served
     # running (grading takes about two seconds: it could otherwise be served finished).
-    send = regrade._send
-    held: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(regrade, "_send", lambda *args: held.append(args))
+    send = doorbell.ring
+    held: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(doorbell, "ring", lambda *args, **kwargs: held.append((args, kwargs)))
     page.get_by_role("button", name="Start re-grade").click()
 
     success = page.locator("ul.messagelist li.success")
@@ -98,7 +98,7 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     expect(follow).to_be_visible()
 
     follow.click()
-    change = reverse("admin:leaderboard_challenge_change", args=[keypoints.pk])
+    change = reverse("admin:courses_challenge_change", args=[keypoints.pk])
     expect(page).to_have_url(re.compile(re.escape(change) + "#regrades$"))
     row = page.locator(f'#regrades tr[data-batch="{batch.pk}"]')
     expect(row).to_contain_text("browser test: grader fix")
@@ -115,8 +115,8 @@ def test_a_ta_regrades_a_submission_and_follows_it_live(
     # Now let the worker have it; the row must follow without the page being reloaded.
     page.evaluate("window.__marker = 1")
     assert len(held) == 1, held
-    for args in held:
-        send(*args)
+    for args, kwargs in held:
+        send(*args, **kwargs)
     expect(progress).to_have_text("1 of 1 graded, 0 failure(s)", timeout=GRADED_MS)
     expect(status).to_have_text("Published", timeout=GRADED_MS)
     expect(row).to_have_attribute("data-running", "0")

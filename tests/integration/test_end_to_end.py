@@ -16,7 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from submissions.models import ApiToken, GradingRun, Submission
 from tests.integration.conftest import Worker, wait_until_done
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.integration.conftest import GRADED_WITHIN_SECONDS, Worker, wait_until_done
 
@@ -33,7 +33,7 @@ def test_it_regrades_a_challenge_and_publishes_the_same_score(
     client.force_login(staff)
 
     response = client.post(
-        "/admin/leaderboard/challenge/",
+        "/admin/courses/challenge/",
         {
             "action": "regrade_challenge",
             "_selected_action": [str(keypoints.pk)],

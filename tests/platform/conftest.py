@@ -23,7 +23,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from grader.evaluate import json_number
-from leaderboard.models import Challenge, Course, Enrollment, Semester
+from courses.models import Challenge, Course, Enrollment, Semester
 from submissions.models import ApiToken, Submission
 
 KEYPOINT_IMAGES = 8
@@ -72,7 +72,7 @@ def empty_cache() -> None:
     """Computed boards and charts are cached per process; each test starts without them."""
     from django.core.cache import cache
 
-    from leaderboard.services import leaderboard_forget
+    from leaderboard.boards import leaderboard_forget
 
     cache.clear()
     leaderboard_forget()
@@ -88,7 +88,7 @@ class Sent:
 @pytest.fixture(autouse=True)
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     """Messages for the broker, recorded instead of sent."""
-    from worker.celery import app
+    from config.celery import app
 
     messages: list[Sent] = []
 

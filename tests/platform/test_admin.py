@@ -43,12 +43,24 @@ def test_it_loads_every_changelist(client, staff, enrollment, challenge):
     client.force_login(staff)
 
     for model in (
-        "leaderboard/course",
-        "leaderboard/semester",
-        "leaderboard/challenge",
-        "leaderboard/enrollment",
+        "courses/course",
+        "courses/semester",
+        "courses/challenge",
+        "courses/enrollment",
         "submissions/gradingrun",
         "submissions/apitoken",
         "submissions/regradebatch",
     ):
         assert client.get(f"/admin/{model}/").status_code == 200, model
+
+
+def test_it_redirects_bookmarks_of_the_admin_pages_from_before_courses_moved(
+    client, staff, challenge
+):
+    client.force_login(staff)
+
+    response = client.get(f"/admin/leaderboard/challenge/{challenge.pk}/change/?x=1")
+
+    assert response.status_code == 301
+    assert response["Location"] == f"/admin/courses/challenge/{challenge.pk}/change/?x=1"
+    assert client.get(response["Location"]).status_code == 200

@@ -9,10 +9,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from leaderboard.models import Enrollment
+from courses.models import Enrollment
 from submissions.models import Submission
 from tests.platform.conftest import garbage_upload, graded, make_challenge, make_submission
-from worker.celery import GRADE_SUBMISSION
+from submissions.doorbell import GRADE_SUBMISSION
 
 
 def auth(token: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leaderboard.models import Semester
+from courses.models import Semester
 from tests.platform.conftest import make_challenge
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from submissions.models import Submission
 from tests.platform.conftest import garbage_upload, make_submission
-from worker.celery import GRADE_SUBMISSION
+from submissions.doorbell import GRADE_SUBMISSION
 
 
 def url(challenge) -> str:

@@ -11,8 +11,9 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from leaderboard import chart_views, charts
-from leaderboard.models import Challenge, Enrollment, Semester
+from leaderboard import charts
+from leaderboard.views import public
+from courses.models import Challenge, Enrollment, Semester
 from submissions.models import Submission
 from tests.platform.conftest import graded, make_challenge, make_submission
 
@@ -137,7 +138,7 @@ def test_it_redraws_when_a_new_result_arrives(
 
     second = client.get(url).content
     assert second != first
-    assert chart_views.challenge_best_scores(seg_challenge) == [pytest.approx(0.8)]
+    assert public.challenge_best_scores(seg_challenge) == [pytest.approx(0.8)]
     assert newer.score == 0.8
 
 
@@ -148,7 +149,7 @@ def test_it_404s_for_an_unknown_challenge(client, db):
 def test_it_links_the_histogram_from_the_include(rf, seg_challenge):
     from django.template.loader import render_to_string
 
-    html = render_to_string("leaderboard/_histogram.html", {"challenge": seg_challenge})
+    html = render_to_string("leaderboard/public/_histogram.html", {"challenge": seg_challenge})
 
     assert reverse("challenge_histogram", args=[seg_challenge.slug]) in html
     assert 'alt="Histogram of best scores' in html
@@ -165,7 +166,7 @@ def seg_result(enrollment, seg_challenge) -> Submission:
 def test_it_shows_the_owner_per_class_accuracy_and_iou(client, student, seg_result):
     client.force_login(student)
 
-    response = client.get(reverse("submission_per_class", args=[seg_result.pk]))
+    response = client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"]))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/svg+xml"
@@ -179,9 +180,9 @@ def test_it_links_the_charts_from_the_result_page(client, student, seg_result):
 
     page = client.get(reverse("submission_detail", args=[seg_result.pk])).content.decode()
 
-    assert reverse("submission_per_class", args=[seg_result.pk]) in page
+    assert reverse("submission_chart", args=[seg_result.pk, "per-class"]) in page
     # No public samples were drawn for this one.
-    assert reverse("submission_samples", args=[seg_result.pk]) not in page
+    assert reverse("submission_picture", args=[seg_result.pk, "samples"]) not in page
 
 
 @pytest.mark.parametrize("who", ["other_student", "outsider", None])
@@ -189,21 +190,21 @@ def test_it_hides_a_result_chart_from_everyone_else(client, request, seg_result,
     if who:
         client.force_login(request.getfixturevalue(who))
 
-    for name in ("submission_per_class", "submission_samples"):
-        assert client.get(reverse(name, args=[seg_result.pk])).status_code == 404
+    for name, which in (("submission_chart", "per-class"), ("submission_picture", "samples")):
+        assert client.get(reverse(name, args=[seg_result.pk, which])).status_code == 404
 
 
 def test_it_lets_a_ta_see_the_chart(client, ta, seg_result):
     client.force_login(ta)
 
-    assert client.get(reverse("submission_per_class", args=[seg_result.pk])).status_code == 200
+    assert client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"])).status_code == 200
 
 
 def test_it_has_no_per_class_chart_for_keypoints(client, student, enrollment, challenge):
     client.force_login(student)
     submission = graded(enrollment, challenge, 5.0)
 
-    assert client.get(reverse("submission_per_class", args=[submission.pk])).status_code == 404
+    assert client.get(reverse("submission_chart", args=[submission.pk, "per-class"])).status_code == 404
 
 
 def test_it_streams_the_stored_sample_figure(client, student, seg_result):
@@ -211,13 +212,13 @@ def test_it_streams_the_stored_sample_figure(client, student, seg_result):
     from django.core.files.storage import default_storage
 
     name = default_storage.save(f"figures/{seg_result.pk}/samples.png", ContentFile(b"\x89PNG.."))
-    Submission.objects.filter(pk=seg_result.pk).update(figures={"samples": name})
+    Submission.objects.filter(pk=seg_result.pk).update(pictures={"samples": name})
     client.force_login(student)
 
-    response = client.get(reverse("submission_samples", args=[seg_result.pk]))
+    response = client.get(reverse("submission_picture", args=[seg_result.pk, "samples"]))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content) == b"\x89PNG.."
     page = client.get(reverse("submission_detail", args=[seg_result.pk])).content.decode()
-    assert reverse("submission_samples", args=[seg_result.pk]) in page
+    assert reverse("submission_picture", args=[seg_result.pk, "samples"]) in page

@@ -1,4 +1,5 @@
-"""The worker's figure step: predicted masks on PUBLIC sample images, drawn after grading.
+"""The kind's picture: predicted masks on PUBLIC sample images, drawn while grading, stored with
+the result.
 
 Real grading of a tiny exported segmentation model through a plain child process (the sandbox
 has its own tests); the public folder holds different images from the hidden test set, and the
@@ -8,7 +9,6 @@ stored PNG's left column must be those public images.
 from __future__ import annotations
 
 import io
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +16,15 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from courses.models import Challenge, Semester
 from eval_data.kinds.segmentation import read_msrc
 from eval_data.public import public_dir, synth_public
-from grader.limits import Limits
-from grader.runners import make_runner
-from leaderboard.models import Challenge, Semester
+from grader.kinds.segmentation import PADDING
 from submissions.models import Submission
+from submissions.results import picture_name
 from tests.platform.conftest import make_challenge, make_submission
-from worker import tasks
-from worker.figures import PADDING, samples_name, submission_figures_draw
-from worker.grading import fetched
+from worker import grading
+from worker.grading import evaluate_submission, this_worker
 from worker.tasks import grade_submission
 
 SEG_DIR = "test-semester/segmentation"
@@ -82,9 +81,9 @@ def seg_challenge(semester: Semester, settings, seg_root: Path) -> Challenge:
 
 @pytest.fixture(autouse=True)
 def fresh_runners():
-    tasks._runners.clear()
+    grading._runners.clear()
     yield
-    tasks._runners.clear()
+    grading._runners.clear()
 
 
 def left_tiles(png: bytes, count: int) -> list[np.ndarray]:
@@ -110,8 +109,8 @@ def test_it_draws_masks_on_the_public_samples_after_grading(
 
     submission.refresh_from_db()
     assert submission.status == Submission.Status.GRADED, submission.error
-    assert submission.figures == {"samples": samples_name(submission)}
-    with default_storage.open(submission.figures["samples"], "rb") as f:
+    assert submission.pictures == {"samples": picture_name(submission, "samples")}
+    with default_storage.open(submission.pictures["samples"], "rb") as f:
         png = f.read()
     image = Image.open(io.BytesIO(png))
     image.load()
@@ -130,47 +129,50 @@ def test_it_draws_masks_on_the_public_samples_after_grading(
             assert not np.array_equal(tile, secret)
 
 
-def test_it_skips_quietly_without_a_public_folder(
-    enrollment, seg_challenge, seg_model, tmp_path, caplog
+def test_it_draws_nothing_without_a_public_folder(
+    enrollment, seg_challenge, seg_model, seg_root, tmp_path, settings
 ):
-    submission = make_submission(
-        enrollment, seg_challenge, content=seg_model.read_bytes(), status="graded", score=0.5
-    )
-    caplog.set_level(logging.INFO, logger="worker.figures")
+    # The same hidden set somewhere without its "-public" sibling.
+    import shutil
 
-    figures = submission_figures_draw(
-        submission,
-        make_runner(sandboxed=False),
-        fetch=fetched,
-        hidden_dir=tmp_path / "nowhere",
-        limits=Limits(),
-        device="cpu",
-    )
+    shutil.copytree(seg_root / SEG_DIR, tmp_path / SEG_DIR)
+    settings.GRADER_DATA_ROOT = tmp_path
+    submission = make_submission(enrollment, seg_challenge, content=seg_model.read_bytes())
 
-    assert figures == {}
+    grade_submission.run(str(submission.pk))
+
     submission.refresh_from_db()
-    assert submission.figures == {}
-    assert "no public samples" in caplog.text
-    assert not default_storage.exists(samples_name(submission))
+    assert submission.status == Submission.Status.GRADED, submission.error
+    assert submission.pictures == {}
+    assert not default_storage.exists(picture_name(submission, "samples"))
 
 
-def test_it_never_fails_the_grade_when_the_figure_fails(
+def test_it_never_fails_the_grade_when_the_picture_fails(
     enrollment, seg_challenge, seg_model, seg_root, monkeypatch, caplog
 ):
-    import worker.figures
+    from grader.kinds.segmentation import Segmentation
 
     def broken(*args, **kwargs):
         raise RuntimeError("no drawing today")
 
-    monkeypatch.setattr(worker.figures, "draw_overlays", broken)
+    monkeypatch.setattr(Segmentation, "draw_samples", broken)
     submission = make_submission(enrollment, seg_challenge, content=seg_model.read_bytes())
 
     grade_submission.run(str(submission.pk))
 
     submission.refresh_from_db()
     assert submission.status == Submission.Status.GRADED
-    assert submission.figures == {}
-    assert "the sample figure failed" in caplog.text
+    assert submission.pictures == {}
+    assert "the sample picture failed" in caplog.text
+
+
+def test_a_regrade_evaluation_draws_no_picture(enrollment, seg_challenge, seg_model, seg_root):
+    submission = make_submission(enrollment, seg_challenge, content=seg_model.read_bytes())
+
+    outcome = evaluate_submission(submission, this_worker("test"), pictures=False)
+
+    assert outcome.error is None and outcome.evaluation is not None
+    assert outcome.pictures == {}
 
 
 def test_it_seeds_public_samples_beside_the_demo_hidden_set(semester, settings, tmp_path):

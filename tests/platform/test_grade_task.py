@@ -10,9 +10,9 @@ from django.core import mail
 
 from grader.errors import PlatformError
 from submissions.models import GradingRun, Submission
-from submissions.services import GAVE_UP_MESSAGE
+from submissions.lifecycle import GAVE_UP_MESSAGE
 from tests.platform.conftest import make_submission
-from worker import tasks
+from worker import grading, tasks
 from worker.tasks import grade_submission
 
 
@@ -27,9 +27,9 @@ def submit(enrollment, challenge, tiny_models):
 
 @pytest.fixture(autouse=True)
 def fresh_runners():
-    tasks._runners.clear()
+    grading._runners.clear()
     yield
-    tasks._runners.clear()
+    grading._runners.clear()
 
 
 def test_it_grades_a_model_and_records_the_run(
@@ -95,7 +95,7 @@ class BrokenHost:
 
 
 def test_it_requeues_on_a_platform_error_without_counting_it(submit, monkeypatch):
-    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    monkeypatch.setattr(grading, "get_runner", lambda: BrokenHost())
     submission = submit()
 
     # Called directly, Celery's retry re-raises the error instead of sending a message.
@@ -114,7 +114,7 @@ def test_it_requeues_on_a_platform_error_without_counting_it(submit, monkeypatch
 def test_it_gives_up_after_the_last_retry_without_counting_it(
     submit, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    monkeypatch.setattr(grading, "get_runner", lambda: BrokenHost())
     monkeypatch.setattr(grade_submission, "max_retries", 2)
     submission = submit()
 
@@ -154,12 +154,12 @@ def test_it_backs_off_exponentially(settings):
 def test_it_asks_for_the_sandbox_when_grader_sandbox_is_on(settings, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        tasks, "make_runner", lambda sandboxed, uid: calls.append((sandboxed, uid)) or object()
+        grading, "make_runner", lambda sandboxed, uid: calls.append((sandboxed, uid)) or object()
     )
     settings.GRADER_SANDBOX = True
     settings.GRADER_SANDBOX_UID = 65000
 
-    tasks.get_runner()
+    grading.get_runner()
 
     assert calls == [(True, 65000)]
 
@@ -168,13 +168,13 @@ def test_each_pool_process_gets_its_own_sandbox_uid(settings, monkeypatch):
     from billiard.process import current_process
 
     settings.GRADER_SANDBOX_UID = 65534
-    main = tasks.sandbox_uid()
+    main = grading.sandbox_uid()
     monkeypatch.setattr(current_process(), "index", 3, raising=False)
 
-    assert (main, tasks.sandbox_uid()) == (65534, 65531)
+    assert (main, grading.sandbox_uid()) == (65534, 65531)
     settings.GRADER_SANDBOX_UID = 1002
     with pytest.raises(PlatformError) as refused:
-        tasks.sandbox_uid()
+        grading.sandbox_uid()
     assert "leaves pool process 3 the uid 999" in refused.value.detail
 
 

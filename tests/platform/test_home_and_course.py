@@ -62,7 +62,7 @@ def test_it_signs_in_and_out(client, student):
 def test_it_builds_home_in_a_constant_number_of_queries(
     client, student, challenge, earlier_semester, django_assert_num_queries
 ):
-    from leaderboard.models import Enrollment
+    from courses.models import Enrollment
     from tests.platform.conftest import make_challenge
 
     Enrollment.objects.create(user=student, semester=earlier_semester)

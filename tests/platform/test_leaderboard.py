@@ -7,8 +7,8 @@ import math
 import pytest
 from django.utils import timezone
 
-from leaderboard.models import Enrollment
-from leaderboard.services import leaderboard_rows
+from courses.models import Enrollment
+from leaderboard.boards import leaderboard_rows
 from submissions.models import Submission
 from tests.platform.conftest import graded, make_challenge, make_submission, make_user
 
@@ -36,7 +36,7 @@ def test_it_ranks_each_student_by_their_best_graded_submission(challenge, studen
         (1, a.handle, 200.0, 2),
         (2, b.handle, 150.0, 1),
     ]
-    assert rows[0].mse == pytest.approx(1 / 400)
+    assert rows[0].headline["mse"] == pytest.approx(1 / 400)
 
 
 def test_it_ranks_the_earlier_upload_first_on_a_tie(challenge, students):

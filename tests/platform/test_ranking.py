@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from leaderboard.models import Enrollment
-from leaderboard.services import leaderboard_build, leaderboard_rows
+from courses.models import Enrollment
+from leaderboard.boards import leaderboard_build, leaderboard_rows
 from submissions.models import Submission
 from tests.platform.conftest import graded, make_challenge, make_submission, make_user
 
@@ -98,7 +98,7 @@ def test_it_keeps_each_semester_to_its_own_board(challenge, students, earlier_se
 
 def test_it_ranks_segmentation_by_the_recorded_score(semester, students):
     segmentation = make_challenge(
-        semester, slug="seg", task="segmentation", threshold=0.5, use_pooled_accuracy=True
+        semester, slug="seg", task="segmentation", threshold=0.5, ranked_by="pooled_accuracy"
     )
     low, high = students(2)
     # The worker records the pooled accuracy as the score when the challenge ranks by it.

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.platform.conftest import graded, make_submission, make_user
-from worker.celery import REGRADE_ATTEMPT
+from submissions.doorbell import REGRADE_ATTEMPT
 
 
 def select(client, model, action, *pks, reason="grader fixed", dry_run=False, confirm=True):
@@ -54,7 +54,7 @@ def test_it_regrades_a_whole_challenge(client, staff, enrollment, other_student,
     make_submission(enrollment, challenge)  # still queued: left alone
     client.force_login(staff)
 
-    response = select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk)
+    response = select(client, "courses/challenge", "regrade_challenge", challenge.pk)
 
     assert "2 submission(s) queued for re-grading." in response.content.decode()
     assert RegradeBatch.objects.get().total == 2
@@ -67,7 +67,7 @@ def test_it_refuses_a_closed_semester(client, staff, enrollment, challenge, seme
     semester.save()
     client.force_login(staff)
 
-    response = select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk)
+    response = select(client, "courses/challenge", "regrade_challenge", challenge.pk)
 
     assert "semester is closed" in response.content.decode()
     assert not RegradeBatch.objects.exists()
@@ -95,7 +95,7 @@ def test_it_refuses_staff_without_the_regrade_permission(client, enrollment, cha
 
     page = client.get("/admin/submissions/submission/").content.decode()
     select(client, "submissions/submission", "regrade_selected", done.pk)
-    select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk)
+    select(client, "courses/challenge", "regrade_challenge", challenge.pk)
 
     assert "regrade_selected" not in page
     assert not RegradeBatch.objects.exists()
@@ -104,7 +104,7 @@ def test_it_refuses_staff_without_the_regrade_permission(client, enrollment, cha
 def test_it_lists_batches_with_their_progress(client, staff, enrollment, challenge):
     graded(enrollment, challenge, 150.0)
     client.force_login(staff)
-    select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk)
+    select(client, "courses/challenge", "regrade_challenge", challenge.pk)
 
     response = client.get("/admin/submissions/regradebatch/")
 
@@ -114,7 +114,7 @@ def test_it_lists_batches_with_their_progress(client, staff, enrollment, challen
 def test_it_shows_the_report_to_staff_only(client, staff, student, enrollment, challenge):
     graded(enrollment, challenge, 150.0)
     client.force_login(staff)
-    select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk)
+    select(client, "courses/challenge", "regrade_challenge", challenge.pk)
     batch = RegradeBatch.objects.get()
 
     page = client.get(f"/staff/regrades/{batch.pk}/")
@@ -158,7 +158,7 @@ def test_a_dry_run_from_the_admin(client, staff, enrollment, challenge):
     client.force_login(staff)
 
     response = select(
-        client, "leaderboard/challenge", "regrade_challenge", challenge.pk, dry_run=True
+        client, "courses/challenge", "regrade_challenge", challenge.pk, dry_run=True
     )
 
     batch = RegradeBatch.objects.get()
@@ -169,7 +169,7 @@ def test_a_dry_run_from_the_admin(client, staff, enrollment, challenge):
 def test_the_challenge_page_button_regrades_that_challenge(client, staff, enrollment, challenge):
     graded(enrollment, challenge, 150.0)
     client.force_login(staff)
-    url = f"/admin/leaderboard/challenge/{challenge.pk}/regrade/"
+    url = f"/admin/courses/challenge/{challenge.pk}/regrade/"
 
     form = client.get(url)
     response = client.post(url, {"post": "yes", "reason": "test set replaced"})
@@ -177,7 +177,7 @@ def test_the_challenge_page_button_regrades_that_challenge(client, staff, enroll
     assert "Start re-grade" in form.content.decode()
     assert response.status_code == 302
     assert response["Location"].endswith(
-        f"/admin/leaderboard/challenge/{challenge.pk}/change/#regrades"
+        f"/admin/courses/challenge/{challenge.pk}/change/#regrades"
     )
     assert RegradeBatch.objects.get().reason == "test set replaced"
 
@@ -189,13 +189,13 @@ def test_the_challenge_page_button_is_refused_without_the_permission(client, enr
     client.force_login(clerk)
 
     response = client.post(
-        f"/admin/leaderboard/challenge/{challenge.pk}/regrade/",
+        f"/admin/courses/challenge/{challenge.pk}/regrade/",
         {"post": "yes", "reason": "test set replaced"},
     )
-    page = client.get(f"/admin/leaderboard/challenge/{challenge.pk}/change/").content.decode()
+    page = client.get(f"/admin/courses/challenge/{challenge.pk}/change/").content.decode()
 
     assert response.status_code == 403
-    assert f"/admin/leaderboard/challenge/{challenge.pk}/regrade/" not in page
+    assert f"/admin/courses/challenge/{challenge.pk}/regrade/" not in page
     assert not RegradeBatch.objects.exists()
 
 
@@ -203,7 +203,7 @@ def test_the_challenge_page_button_is_refused_without_the_permission(client, enr
 
 
 def start(client, challenge, **kwargs) -> RegradeBatch:
-    select(client, "leaderboard/challenge", "regrade_challenge", challenge.pk, **kwargs)
+    select(client, "courses/challenge", "regrade_challenge", challenge.pk, **kwargs)
     return RegradeBatch.objects.latest("pk")
 
 
@@ -217,12 +217,12 @@ def test_the_challenge_page_shows_progress_and_the_endpoint_keeps_it_live(
     first = batch.runs.order_by("pk").first()
     GradingRun.objects.filter(pk=first.pk).update(outcome=GradingRun.Outcome.REJECTED)
 
-    page = client.get(f"/admin/leaderboard/challenge/{challenge.pk}/change/").content.decode()
+    page = client.get(f"/admin/courses/challenge/{challenge.pk}/change/").content.decode()
     state = client.get("/admin/submissions/regradebatch/progress/", {"id": batch.pk}).json()
 
     assert f'data-batch="{batch.pk}" data-running="1"' in page
     assert "1 of 2 graded, 1 failure(s)" in page
-    assert "submissions/regrade_progress.js" in page
+    assert "leaderboard/regrade_progress.js" in page
     assert f"/admin/submissions/regradebatch/?challenge__id__exact={challenge.pk}" in page
     assert state["batches"] == [
         {
@@ -260,7 +260,7 @@ def test_staff_publish_a_complete_dry_run_from_the_admin(client, staff, enrollme
         outcome=GradingRun.Outcome.GRADED, score=7.0, passed=True, finished_at=timezone.now()
     )
     RegradeBatch.objects.filter(pk=batch.pk).update(status=RegradeBatch.Status.COMPLETE)
-    back = f"/admin/leaderboard/challenge/{challenge.pk}/change/"
+    back = f"/admin/courses/challenge/{challenge.pk}/change/"
 
     get = client.get(f"/admin/submissions/regradebatch/{batch.pk}/publish/")
     response = client.post(
@@ -323,6 +323,6 @@ def test_closing_a_semester_warns_about_running_regrades(
     client.force_login(staff)
     start(client, challenge)
 
-    response = select(client, "leaderboard/semester", "close", semester.pk, confirm=False)
+    response = select(client, "courses/semester", "close", semester.pk, confirm=False)
 
     assert "1 re-grade(s) still running will not publish" in response.content.decode()

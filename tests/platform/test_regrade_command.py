@@ -11,15 +11,15 @@ from django.core.management import CommandError, call_command
 from submissions.management.commands import regrade as command
 from submissions.models import GradingRun, RegradeBatch
 from tests.platform.conftest import graded
-from worker import tasks
+from worker import grading
 from worker.tasks import regrade_attempt
 
 
 @pytest.fixture(autouse=True)
 def fresh_runners():
-    tasks._runners.clear()
+    grading._runners.clear()
     yield
-    tasks._runners.clear()
+    grading._runners.clear()
 
 
 def test_it_starts_a_batch_without_waiting(enrollment, challenge):

@@ -16,20 +16,29 @@ from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
 from grader.evaluate import Evaluation
-from leaderboard.services import leaderboard_build
+from leaderboard.boards import leaderboard_build
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade import (
     RegradeRefused,
     regrade_batch_cancel,
     regrade_batch_publish,
     regrade_batch_start,
-    regrade_run_claim,
-    regrade_run_record_result,
 )
+from submissions.doorbell import REGRADE_ATTEMPT
+from submissions.lifecycle import run_claim as regrade_run_claim
+from submissions.regrade.attempts import attempt_record
+from submissions.results import GradingOutcome
 from submissions.services import grading_time_limits
 from submissions.sweep import submissions_sweep
 from tests.platform.conftest import graded
-from worker.celery import REGRADE_ATTEMPT
+
+
+def regrade_run_record_result(run: GradingRun, result: Evaluation) -> None:
+    attempt_record(
+        run,
+        GradingOutcome(runner="process", dataset_hash=result.dataset_hash, evaluation=result),
+        last_try=False,
+    )
 
 DATA = "a" * 64
 

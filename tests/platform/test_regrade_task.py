@@ -10,19 +10,19 @@ import pytest
 from django.core import mail
 
 from grader.errors import PlatformError
-from leaderboard.services import board_version, leaderboard_build
+from leaderboard.boards import board_version, leaderboard_build
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade import RegradeRefused, regrade_batch_report, regrade_batch_start
 from tests.platform.conftest import DATA_DIR, KEYPOINT_IMAGES, graded
-from worker import tasks
+from worker import grading
 from worker.tasks import regrade_attempt
 
 
 @pytest.fixture(autouse=True)
 def fresh_runners():
-    tasks._runners.clear()
+    grading._runners.clear()
     yield
-    tasks._runners.clear()
+    grading._runners.clear()
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ class BrokenHost:
 
 
 def test_it_requeues_the_attempt_on_a_platform_error(two, challenge, staff, monkeypatch):
-    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    monkeypatch.setattr(grading, "get_runner", lambda: BrokenHost())
     batch = regrade_batch_start(challenge, staff, "broken host", submissions=two[:1])
     run = batch.runs.get()
 
@@ -200,7 +200,7 @@ def test_it_requeues_the_attempt_on_a_platform_error(two, challenge, staff, monk
 def test_it_gives_up_after_the_last_retry_and_keeps_the_old_result(
     two, challenge, staff, monkeypatch
 ):
-    monkeypatch.setattr(tasks, "get_runner", lambda: BrokenHost())
+    monkeypatch.setattr(grading, "get_runner", lambda: BrokenHost())
     monkeypatch.setattr(regrade_attempt, "max_retries", 1)
     batch = regrade_batch_start(challenge, staff, "broken host", submissions=two[:1])
 

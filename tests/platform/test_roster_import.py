@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from leaderboard.models import Enrollment
-from leaderboard.roster import RosterReport, roster_import
+from courses.models import Enrollment
+from courses.roster import RosterReport, roster_import
 from tests.platform.conftest import make_user
 
 ROSTER = """username,email,first_name,last_name,matriculation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from leaderboard.models import Enrollment, Semester
+from courses.models import Enrollment, Semester
 from tests.platform.conftest import make_user
 
 ROSTER = b"username,email,first_name,last_name\nada,ada@uni.example,Ada,Lovelace\n"
@@ -19,7 +19,7 @@ def test_it_closes_and_reopens_semesters(client, staff, semester, earlier_semest
     client.force_login(staff)
 
     response = client.post(
-        "/admin/leaderboard/semester/",
+        "/admin/courses/semester/",
         {"action": "close", "_selected_action": [semester.pk, earlier_semester.pk]},
         follow=True,
     )
@@ -29,7 +29,7 @@ def test_it_closes_and_reopens_semesters(client, staff, semester, earlier_semest
     assert semester.closed and semester.closed_at is not None
 
     client.post(
-        "/admin/leaderboard/semester/", {"action": "reopen", "_selected_action": [semester.pk]}
+        "/admin/courses/semester/", {"action": "reopen", "_selected_action": [semester.pk]}
     )
     semester.refresh_from_db()
     assert not semester.closed and semester.closed_at is None
@@ -51,14 +51,14 @@ def test_it_refuses_uploads_once_closed(client, student, challenge, tiny_models)
 def test_it_links_the_roster_import_from_the_change_page(client, staff, semester):
     client.force_login(staff)
 
-    page = client.get(f"/admin/leaderboard/semester/{semester.pk}/change/").content.decode()
+    page = client.get(f"/admin/courses/semester/{semester.pk}/change/").content.decode()
 
-    assert f"/admin/leaderboard/semester/{semester.pk}/import-roster/" in page
+    assert f"/admin/courses/semester/{semester.pk}/import-roster/" in page
 
 
 def test_it_imports_a_roster_uploaded_by_staff_twice_without_duplicates(client, staff, semester):
     client.force_login(staff)
-    url = f"/admin/leaderboard/semester/{semester.pk}/import-roster/"
+    url = f"/admin/courses/semester/{semester.pk}/import-roster/"
     assert client.get(url).status_code == 200
 
     first = client.post(url, {"roster": roster_upload()}, follow=True).content.decode()
@@ -73,7 +73,7 @@ def test_it_refuses_the_roster_upload_to_non_staff(client, student, semester):
     client.force_login(student)
 
     response = client.post(
-        f"/admin/leaderboard/semester/{semester.pk}/import-roster/", {"roster": roster_upload()}
+        f"/admin/courses/semester/{semester.pk}/import-roster/", {"roster": roster_upload()}
     )
 
     assert response.status_code == 302
@@ -87,7 +87,7 @@ def test_it_refuses_the_roster_upload_to_staff_without_change_permission(client,
     client.force_login(viewer)
 
     response = client.post(
-        f"/admin/leaderboard/semester/{semester.pk}/import-roster/", {"roster": roster_upload()}
+        f"/admin/courses/semester/{semester.pk}/import-roster/", {"roster": roster_upload()}
     )
 
     assert response.status_code == 403

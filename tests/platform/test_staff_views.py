@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leaderboard.models import Enrollment
+from courses.models import Enrollment
 from submissions.models import Submission
 from tests.platform.conftest import graded, make_submission, make_user
 

@@ -18,10 +18,10 @@ from django.db import connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from leaderboard.models import Enrollment
-from leaderboard.services import leaderboard_compute
+from courses.models import Enrollment
+from leaderboard.boards import leaderboard_compute
 from submissions.models import Standing, Submission
-from submissions.services import submission_claim, submission_finish
+from submissions import lifecycle
 from submissions.standings import standing_refresh, standings_check
 from tests.platform.conftest import graded, make_submission, make_user
 
@@ -75,18 +75,14 @@ def test_standings_follow_every_kind_of_change(challenge, semester):
     # A worker records a result through the conditional update: a first result ranks at once.
     newcomer = Enrollment.objects.create(user=make_user("late"), semester=semester)
     queued = make_submission(newcomer, challenge, created_at=now - timedelta(minutes=1))
-    claimed = submission_claim(str(queued.pk))
+    claimed = lifecycle.claim(str(queued.pk))
     assert claimed is not None
-    submission_finish(
-        claimed, status=Submission.Status.GRADED, score=1e9, passed=True, finished_at=now
-    )
+    assert lifecycle.finish(claimed, score=1e9, passed=True, metrics={"score": 1e9}, now=now)
     # A platform failure given up: no longer counts as an upload.
     lost = make_submission(people[1], challenge)
-    claimed = submission_claim(str(lost.pk))
+    claimed = lifecycle.claim(str(lost.pk))
     assert claimed is not None
-    submission_finish(
-        claimed, status=Submission.Status.FAILED, counts_for_quota=False, finished_at=now
-    )
+    assert lifecycle.give_up(claimed, now)
     # Staff delete someone's best submission, and edit another's score, in the admin (ORM).
     best_of_2 = Standing.objects.get(enrollment=people[2], challenge=challenge).best
     assert best_of_2 is not None

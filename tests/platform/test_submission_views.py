@@ -6,7 +6,7 @@ import math
 
 from django.utils import timezone
 
-from leaderboard.models import Enrollment
+from courses.models import Enrollment
 from submissions.models import GradingRun, Submission
 from tests.platform.conftest import graded, make_challenge, make_submission
 

@@ -7,16 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from submissions.doorbell import GRADE_SUBMISSION
+from submissions.lifecycle import GAVE_UP_MESSAGE
 from submissions.models import GradingRun, Submission
-from submissions.services import (
-    GAVE_UP_MESSAGE,
-    grading_run_start,
-    grading_time_limits,
-    submission_claim,
-)
+from submissions.results import Worker, grading_open
+from submissions.services import grading_time_limits
 from submissions.sweep import submissions_sweep
 from tests.platform.conftest import make_submission
-from worker.celery import GRADE_SUBMISSION
 from worker.tasks import sweep_stuck
 
 
@@ -34,10 +31,10 @@ def long_ago(challenge, settings):
 
 def running_since(enrollment, challenge, started, *, attempts=1, open_run=True) -> Submission:
     submission = make_submission(enrollment, challenge)
-    claimed = submission_claim(str(submission.pk))
-    assert claimed is not None
     if open_run:
-        grading_run_start(claimed, worker_host="gone", device="cpu", torch_version="", runner="x")
+        assert grading_open(submission.pk, Worker("gone", "cpu", "")) is not None
+    else:
+        Submission.objects.filter(pk=submission.pk).update(status=Submission.Status.RUNNING)
     Submission.objects.filter(pk=submission.pk).update(started_at=started, attempts=attempts)
     return Submission.objects.get(pk=submission.pk)
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from submissions.models import RegradeBatch
 from submissions.regrade import (
     Progress,

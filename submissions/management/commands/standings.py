@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leaderboard.models import Challenge
+from courses.models import Challenge
 from submissions.standings import standings_check
 
 

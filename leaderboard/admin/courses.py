@@ -1,0 +1,180 @@
+"""Courses, semesters, challenges and enrolments in the admin."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from courses.models import Challenge, Course, Enrollment, Semester
+from courses.roster import roster_import
+from courses.services import semesters_close, semesters_reopen
+from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
+from submissions.models import RegradeBatch
+
+
+class RosterUploadForm(forms.Form):
+    roster = forms.FileField(
+        help_text="CSV with a header: username,email,first_name,last_name (commas or semicolons)"
+    )
+
+    def clean_roster(self) -> str:
+        try:
+            return str(self.cleaned_data["roster"].read().decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            raise forms.ValidationError("not a UTF-8 text file", code="encoding") from None
+
+
+@admin.register(Course)
+class CourseAdmin(admin.ModelAdmin):
+    list_display = ["title", "slug", "timezone"]
+    search_fields = ["title", "slug"]
+    prepopulated_fields = {"slug": ["title"]}
+
+
+@admin.register(Semester)
+class SemesterAdmin(admin.ModelAdmin):
+    list_display = ["title", "course", "slug", "starts_on", "is_current", "closed", "closed_at"]
+    list_filter = ["course", "is_current", "closed"]
+    list_select_related = ["course"]
+    search_fields = ["title", "slug", "course__title"]
+    readonly_fields = ["closed_at"]
+    actions = ["close", "reopen"]
+    change_form_template = "leaderboard/admin/semester_change_form.html"
+
+    @admin.action(
+        description="Close semester (uploads refused, boards final)", permissions=["change"]
+    )
+    def close(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        running = RegradeBatch.objects.filter(
+            challenge__semester__in=queryset.filter(closed=False),
+            status=RegradeBatch.Status.RUNNING,
+            dry_run=False,
+        ).count()
+        self.message_user(request, f"{semesters_close(queryset)} semester(s) closed.")
+        if running:
+            self.message_user(
+                request,
+                f"{running} re-grade(s) still running will not publish while the semester is"
+                " closed: they wait, complete, until it is reopened and they are published.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Reopen semester", permissions=["change"])
+    def reopen(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        self.message_user(request, f"{semesters_reopen(queryset)} semester(s) reopened.")
+
+    def get_urls(self) -> list[URLPattern]:
+        roster = path(
+            "<path:object_id>/import-roster/",
+            self.admin_site.admin_view(self.import_roster_view),
+            name="courses_semester_import_roster",
+        )
+        return [roster, *super().get_urls()]
+
+    def import_roster_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        semester = get_object_or_404(Semester, pk=object_id)
+        if not self.has_change_permission(request, semester):
+            raise PermissionDenied
+        form = RosterUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            report = roster_import(semester, form.cleaned_data["roster"])
+            level = messages.WARNING if report.errors else messages.SUCCESS
+            self.message_user(request, f"{semester}: {report}.", level)
+            for error in report.errors[:20]:
+                self.message_user(request, error, messages.ERROR)
+            change = reverse("admin:courses_semester_change", args=[semester.pk])
+            return HttpResponseRedirect(change)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "semester": semester,
+            "form": form,
+            "title": f"Import roster into {semester}",
+        }
+        return TemplateResponse(request, "leaderboard/admin/import_roster.html", context)
+
+
+@admin.register(Challenge)
+class ChallengeAdmin(admin.ModelAdmin):
+    list_display = ["title", "slug", "task", "semester", "deadline", "threshold", "daily_quota"]
+    list_filter = ["semester__course", "semester", "task"]
+    list_select_related = ["semester__course"]
+    search_fields = ["title", "slug"]
+    fieldsets = [
+        (None, {"fields": ["semester", "task", "slug", "title", "description"]}),
+        ("Grading", {"fields": ["deadline", "threshold", "ranked_by", "data_dir"]}),
+        (
+            "Limits",
+            {
+                "fields": [
+                    "allowed_formats",
+                    "max_file_mb",
+                    "max_params",
+                    "memory_mb",
+                    "time_limit_seconds",
+                    "daily_quota",
+                ]
+            },
+        ),
+    ]
+    actions = ["regrade_challenge"]
+    change_form_template = "leaderboard/admin/challenge_change_form.html"
+
+    def has_regrade_permission(self, request: HttpRequest) -> bool:
+        return has_regrade_permission(request)
+
+    @admin.action(description="Re-grade all submissions", permissions=["regrade"])
+    def regrade_challenge(
+        self, request: HttpRequest, queryset: QuerySet[Challenge]
+    ) -> HttpResponse | None:
+        return regrade_confirm(self, request, dict.fromkeys(queryset.select_related("semester")))
+
+    def get_urls(self) -> list[URLPattern]:
+        regrade = path(
+            "<int:pk>/regrade/",
+            self.admin_site.admin_view(self.regrade_view),
+            name="courses_challenge_regrade",
+        )
+        return [regrade, *super().get_urls()]
+
+    def regrade_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The challenge page's "Re-grade…" button: the action's confirmation, for this one."""
+        if not has_regrade_permission(request):
+            raise PermissionDenied
+        challenge = get_object_or_404(Challenge.objects.select_related("semester"), pk=pk)
+        response = regrade_confirm(self, request, {challenge: None})
+        if response is None:
+            change = reverse("admin:courses_challenge_change", args=[challenge.pk])
+            return HttpResponseRedirect(f"{change}#regrades")
+        return response
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        challenge = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "regrade_batches": [] if challenge is None else recent_batches(challenge, request),
+            "can_regrade": has_regrade_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ["handle", "user", "semester", "role", "created_at"]
+    list_filter = ["semester__course", "semester", "role"]
+    list_select_related = ["user", "semester__course"]
+    search_fields = ["handle", "user__username", "user__email"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["handle", "created_at"]

@@ -1,0 +1,130 @@
+"""Submissions, their grading runs and API tokens in the admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from leaderboard.admin.regrades import Selection, has_regrade_permission, regrade_confirm
+from submissions.models import ApiToken, GradingRun, Submission
+
+RUN_FIELDS = (
+    "attempt",
+    "batch",
+    "outcome",
+    "score",
+    "passed",
+    "started_at",
+    "finished_at",
+    "worker_host",
+    "device",
+    "torch_version",
+    "grader_version",
+    "runner",
+    "dataset_hash",
+    "error_code",
+    "log",
+)
+
+
+class GradingRunInline(admin.TabularInline):
+    model = GradingRun
+    extra = 0
+    can_delete = False
+    fields = RUN_FIELDS
+    readonly_fields = RUN_FIELDS
+
+    def has_add_permission(self, request: HttpRequest, obj: Submission | None = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GradingRun]:
+        # Each re-grade attempt names its batch, and the batch its challenge: one query.
+        return super().get_queryset(request).select_related("batch__challenge")
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "handle",
+        "username",
+        "challenge",
+        "status",
+        "score",
+        "passed",
+        "created_at",
+        "attempts",
+    ]
+    list_filter = ["status", "passed", "challenge__semester", "challenge", "counts_for_quota"]
+    list_select_related = ["enrollment__user", "challenge"]
+    search_fields = ["id", "enrollment__handle", "enrollment__user__username", "sha256"]
+    date_hierarchy = "created_at"
+    inlines = [GradingRunInline]
+    readonly_fields = [
+        "id",
+        "enrollment",
+        "challenge",
+        "file",
+        "original_name",
+        "sha256",
+        "size",
+        "format",
+        "created_at",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "metrics",
+    ]
+    actions = ["regrade_selected"]
+
+    @admin.display(ordering="enrollment__handle")
+    def handle(self, obj: Submission) -> str:
+        return obj.enrollment.handle
+
+    @admin.display(ordering="enrollment__user__username")
+    def username(self, obj: Submission) -> str:
+        return obj.enrollment.user.get_username()
+
+    def has_regrade_permission(self, request: HttpRequest) -> bool:
+        return has_regrade_permission(request)
+
+    @admin.action(description="Re-grade selected submissions", permissions=["regrade"])
+    def regrade_selected(
+        self, request: HttpRequest, queryset: QuerySet[Submission]
+    ) -> HttpResponse | None:
+        by_challenge: Selection = {}
+        for submission in queryset.select_related("challenge__semester__course"):
+            chosen = by_challenge.setdefault(submission.challenge, [])
+            assert chosen is not None
+            chosen.append(submission)
+        return regrade_confirm(self, request, by_challenge)
+
+
+@admin.register(GradingRun)
+class GradingRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "submission",
+        "attempt",
+        "outcome",
+        "worker_host",
+        "device",
+        "runner",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["outcome", "device", "runner", "submission__challenge"]
+    list_select_related = ["submission__challenge", "submission__enrollment"]
+    search_fields = ["submission__id", "submission__enrollment__handle", "worker_host"]
+    raw_id_fields = ["submission"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    fields = ["user", "created_at", "last_used_at"]
+    readonly_fields = ["created_at", "last_used_at"]
+    raw_id_fields = ["user"]

@@ -1,0 +1,187 @@
+"""The JSON API for scripts and notebooks, authenticated by ``Authorization: Token <key>``.
+
+Errors are ``{"error": message, "code": code}`` with a fitting status. A request with a token is
+exempt from CSRF (no cookie is involved); one that relies on the session cookie is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from grader.evaluate import json_number
+from courses.access import AuthedRequest, is_staff
+from courses.models import Challenge, Enrollment
+from leaderboard.boards import leaderboard_rows
+from submissions.access import visible_submissions
+from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
+from submissions.models import ApiToken
+from submissions.services import SubmissionRefused, submission_create
+
+View = Callable[..., HttpResponse]
+
+
+def error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": message, "code": code}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Token realm="api"'
+    return response
+
+
+def _token_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "token" or not key.strip():
+        return None, error(401, "bad_token", "use the header 'Authorization: Token <token>'")
+    token = ApiToken.objects.select_related("user").filter(key=key.strip()).first()
+    if token is None or not token.user.is_active:
+        return None, error(401, "bad_token", "this token is not valid; see your profile page")
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user, None
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:
+    # Stands in for the view in a manual CSRF check: only the check's verdict is used.
+    return HttpResponse()
+
+
+def api_view(methods: tuple[str, ...], *, public: bool = False) -> Callable[[View], View]:
+    """Authenticate by token (or session, with CSRF), allow ``methods``, answer JSON errors."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = error(405, "method_not_allowed", f"use {' or '.join(methods)}")
+                response["Allow"] = ", ".join(methods)
+                return response
+            if "Authorization" in request.headers:
+                user, problem = _token_user(request)
+                if problem:
+                    return problem
+                request.user = user
+            elif request.user.is_authenticated:
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    # A cookie rides along with cross-site requests; a token does not.
+                    rejected = CsrfViewMiddleware(_no_response).process_view(
+                        request, _no_response, (), {}
+                    )
+                    if rejected is not None:
+                        return error(403, "csrf", "CSRF check failed; use a token instead")
+            elif not public:
+                return error(401, "no_token", "use the header 'Authorization: Token <token>'")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _challenge_json(challenge: Challenge, now: Any) -> dict[str, Any]:
+    return {
+        "slug": challenge.slug,
+        "title": challenge.title,
+        "task": challenge.task,
+        "course": challenge.semester.course.slug,
+        "semester": challenge.semester.slug,
+        "deadline": challenge.deadline.isoformat(),
+        "threshold": challenge.threshold,
+        "open": challenge.is_open(now),
+    }
+
+
+@api_view(("GET",))
+def challenge_list(request: AuthedRequest) -> HttpResponse:
+    """Challenges of the semesters the user is enrolled in; staff get every challenge."""
+    challenges = Challenge.objects.select_related("semester__course").order_by(
+        "semester__course__slug", "-semester__starts_on", "deadline", "slug"
+    )
+    if not is_staff(request.user):
+        challenges = challenges.filter(semester__enrollments__user_id=request.user.pk)
+    now = timezone.now()
+    return JsonResponse({"challenges": [_challenge_json(c, now) for c in challenges]})
+
+
+@api_view(("POST",))
+def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
+    challenge = Challenge.objects.select_related("semester__course").filter(slug=slug).first()
+    if challenge is None:
+        return error(404, "not_found", f"no challenge {slug!r}")
+    enrollment = Enrollment.objects.filter(
+        user_id=request.user.pk, semester=challenge.semester
+    ).first()
+    if enrollment is None:
+        return error(403, "not_enrolled", "you are not enrolled in this challenge's semester")
+    if too_large := upload_too_large(request, challenge):
+        return error(400, "file_too_large", too_large)
+    if "file" not in request.FILES:
+        return error(400, "no_file", "send the model as the multipart field 'file'")
+    form = UploadForm(request.POST, request.FILES, challenge=challenge, enrollment=enrollment)
+    if not form.is_valid():
+        first = next(e for errors in form.errors.as_data().values() for e in errors)
+        return error(form.api_status(), first.code or "invalid", " ".join(first.messages))
+    try:
+        submission = submission_create(
+            enrollment=enrollment,
+            challenge=challenge,
+            upload=form.cleaned_data["file"],
+            fmt=form.format,
+        )
+    except SubmissionRefused as exc:
+        return error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+    url = request.build_absolute_uri(reverse("api_submission_detail", args=[submission.pk]))
+    response = JsonResponse(
+        {"id": str(submission.pk), "status": submission.status, "url": url}, status=201
+    )
+    response["Location"] = url
+    return response
+
+
+@api_view(("GET",))
+def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
+    submission = visible_submissions(request.user).filter(pk=pk).first()
+    if submission is None:
+        return error(404, "not_found", "no such submission")
+    return JsonResponse(
+        {
+            "id": str(submission.pk),
+            "status": submission.status,
+            "score": json_number(submission.score),
+            "passed": submission.passed,
+            "metrics": submission.metrics,
+            "error": submission.error,
+        }
+    )
+
+
+@api_view(("GET",), public=True)
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge = Challenge.objects.select_related("semester__course").filter(slug=slug).first()
+    if challenge is None:
+        return error(404, "not_found", f"no challenge {slug!r}")
+    return JsonResponse(
+        {
+            "rows": [
+                {
+                    "rank": row.rank,
+                    "handle": row.handle,
+                    "score": json_number(row.score),
+                    # Named for the keypoints' figure in the API; null for other kinds.
+                    "mse": json_number(row.headline.get("mse")),
+                    "passed": row.passed,
+                    "submissions": row.submissions,
+                    "submitted_at": row.submitted_at.isoformat(),
+                }
+                for row in leaderboard_rows(challenge)
+            ]
+        }
+    )

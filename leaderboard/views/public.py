@@ -1,0 +1,153 @@
+"""Pages for everyone, signed in or not: the home page, a course's archive of earlier semesters, a
+challenge's leaderboard and its histogram. Boards are public: they show pseudonymous handles."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET
+
+from courses.access import challenge_public, course_public, is_course_staff, is_staff
+from courses.models import Challenge, Enrollment, Semester
+from grader.kinds import Figure
+from leaderboard import charts
+from leaderboard.boards import challenge_other_semesters, leaderboard_build
+from submissions.models import Submission
+
+ROWS_PER_PAGE = 100
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Signed in: the user's courses and their current challenges. Otherwise: public boards."""
+    if not request.user.is_authenticated:
+        current = Challenge.objects.filter(semester__is_current=True).select_related(
+            "semester__course"
+        )
+        return render(request, "leaderboard/public/home_public.html", {"challenges": current})
+    enrollments = (
+        Enrollment.objects.filter(user=request.user)
+        .select_related("semester__course")
+        .order_by("semester__course__title", "-semester__starts_on")
+    )
+    semesters = [e.semester for e in enrollments]
+    if is_staff(request.user):
+        semesters += list(
+            Semester.objects.filter(is_current=True)
+            .exclude(pk__in=[s.pk for s in semesters])
+            .select_related("course")
+        )
+    challenges = Challenge.objects.filter(semester__in=semesters).select_related("semester__course")
+    by_semester: dict[int, list[Challenge]] = {}
+    for challenge in challenges:
+        by_semester.setdefault(challenge.semester_id, []).append(challenge)
+    handles = {e.semester_id: e for e in enrollments}
+    return render(
+        request,
+        "leaderboard/public/home.html",
+        {
+            "sections": [(s, handles.get(s.pk), by_semester.get(s.pk, [])) for s in semesters],
+            "now": timezone.now(),
+        },
+    )
+
+
+def course_archive(request: HttpRequest, slug: str) -> HttpResponse:
+    """Public like the boards it links to: the semesters before the current one."""
+    course = course_public(slug)
+    semesters = list(course.semesters.prefetch_related("challenges"))
+    current = next((s for s in semesters if s.is_current), None)
+    earlier = [
+        s
+        for s in semesters
+        if not s.is_current and (current is None or s.starts_on < current.starts_on)
+    ]
+    return render(request, "leaderboard/public/archive.html", {"course": course, "semesters": earlier})
+
+
+def headline_figures(challenge: Challenge) -> list[Figure]:
+    """The kind's figures that a board shows as columns beside the score."""
+    return [figure for figure in challenge.kind.figures if figure.headline]
+
+
+def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """Public, no sign-in: handles are pseudonyms."""
+    challenge = challenge_public(slug)
+    board = leaderboard_build(challenge)
+    page = Paginator(board.rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    mine = board.index_of(request.user.pk) if request.user.is_authenticated else None
+    return render(
+        request,
+        "leaderboard/public/leaderboard.html",
+        {
+            "challenge": challenge,
+            "course": challenge.semester.course,
+            "board": board,
+            "page": page,
+            "my_page": None if mine is None else mine // ROWS_PER_PAGE + 1,
+            "others": challenge_other_semesters(challenge),
+            "headline": headline_figures(challenge),
+            "is_course_staff": is_course_staff(request.user, challenge.semester),
+        },
+    )
+
+
+# --- the board's histogram ----------------------------------------------------------------
+
+SVG = "image/svg+xml"
+#: the board's figure may lag a new result by this much in browsers and proxies
+HISTOGRAM_MAX_AGE = 60
+#: new results change the key; the expiry only bounds staleness after a deletion
+HISTOGRAM_CACHE_SECONDS = 3600
+
+
+def histogram_cache_key(challenge: Challenge) -> str:
+    """Changes whenever a result arrives or is re-graded, or the threshold moves."""
+    # Query: the latest finish time of the challenge's graded submissions (index
+    # sub_chal_status_finished: one index probe, not a scan of every result).
+    latest = Submission.objects.filter(
+        challenge=challenge, status=Submission.Status.GRADED
+    ).aggregate(latest=Max("finished_at"))["latest"]
+    stamp = latest.isoformat() if latest else "-"
+    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{stamp}"
+
+
+def challenge_best_scores(challenge: Challenge) -> list[float]:
+    """Each enrolment's best graded score for the challenge, in one aggregate query."""
+    rows = (
+        Submission.objects.filter(
+            challenge=challenge, status=Submission.Status.GRADED, score__isnull=False
+        )
+        .values("enrollment")
+        .annotate(best=Max("score"))
+        .values_list("best", flat=True)
+    )
+    return [float(best) for best in rows]
+
+
+def challenge_histogram_svg(challenge: Challenge) -> bytes:
+    key = histogram_cache_key(challenge)
+    svg = cache.get(key)
+    if svg is None:
+        percent = challenge.kind.score_display == "percent"
+        svg = charts.best_score_histogram(
+            challenge_best_scores(challenge),
+            challenge.threshold,
+            percent=percent,
+            label=f"best {challenge.kind.score_label.lower()}",
+        ).svg
+        cache.set(key, svg, HISTOGRAM_CACHE_SECONDS)
+    return bytes(svg)
+
+
+@require_GET
+def challenge_histogram(request: HttpRequest, slug: str) -> HttpResponse:
+    """Public, like the board."""
+    challenge = challenge_public(slug)
+    response = HttpResponse(challenge_histogram_svg(challenge), content_type=SVG)
+    patch_cache_control(response, public=True, max_age=HISTOGRAM_MAX_AGE)
+    return response

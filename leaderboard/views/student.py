@@ -1,0 +1,287 @@
+"""Pages for signed-in members of a course: a course, a challenge with its upload form, "my
+submissions", one result with its charts and pictures, the live status the pages poll, and the
+profile with the API token. A result is visible to its owner and the semester's course staff
+(``submissions.access``): 404 to anyone else."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
+from courses.formatting import format_figure, format_score
+from courses.models import Challenge, Enrollment
+from leaderboard.kinds import get_page
+from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
+from submissions.forms import UploadForm, upload_too_large
+from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
+from submissions.services import (
+    SubmissionRefused,
+    quota_next_slot,
+    quota_used,
+    submission_create,
+)
+
+PAGE_SIZE = 20
+SVG = "image/svg+xml"
+
+
+@login_required
+def course_detail(request: AuthedRequest, slug: str) -> HttpResponse:
+    course = course_for_member(request.user, slug)
+    semesters = course.semesters.all()
+    if not is_staff(request.user):
+        semesters = semesters.filter(enrollments__user=request.user)
+    challenges = Challenge.objects.filter(semester__in=semesters).select_related("semester")
+    by_semester: dict[int, list[Challenge]] = {}
+    for challenge in challenges:
+        by_semester.setdefault(challenge.semester_id, []).append(challenge)
+    return render(
+        request,
+        "leaderboard/student/course.html",
+        {
+            "course": course,
+            "sections": [(s, by_semester.get(s.pk, [])) for s in semesters],
+            "now": timezone.now(),
+        },
+    )
+
+
+
+@login_required
+def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    challenge, enrollment = challenge_for_member(request.user, slug)
+    now = timezone.now()
+    form = None
+    if request.method == "POST" and (too_large := upload_too_large(request, challenge)):
+        messages.error(request, too_large)
+        return redirect("challenge_detail", slug=challenge.slug)
+    if enrollment is not None:
+        form = UploadForm(
+            request.POST or None,
+            request.FILES or None,
+            challenge=challenge,
+            enrollment=enrollment,
+            now=now,
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                submission = submission_create(
+                    enrollment=enrollment,
+                    challenge=challenge,
+                    upload=form.cleaned_data["file"],
+                    fmt=form.format,
+                )
+            except SubmissionRefused as exc:  # lost a race for the last quota slot
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Uploaded. Grading usually takes a few seconds.")
+                return redirect("submission_detail", pk=submission.pk)
+    recent = (
+        Submission.objects.filter(enrollment=enrollment, challenge=challenge).select_related(
+            "challenge__semester__course"
+        )[:5]
+        if enrollment
+        else []
+    )
+    used = quota_used(enrollment, challenge, now) if enrollment else 0
+    return render(
+        request,
+        "leaderboard/student/challenge.html",
+        {
+            "challenge": challenge,
+            "course": challenge.semester.course,
+            "enrollment": enrollment,
+            "form": form,
+            "is_open": challenge.is_open(now),
+            "quota_used": used,
+            "quota_left": max(0, challenge.daily_quota - used),
+            "quota_next": quota_next_slot(enrollment, challenge, now) if enrollment else None,
+            "recent": recent,
+        },
+    )
+
+
+@login_required
+def submission_list(request: AuthedRequest) -> HttpResponse:
+    # Staff and TAs see everyone's uploads on the result pages; this list is always one's own.
+    submissions = Submission.objects.filter(enrollment__user=request.user).select_related(
+        "challenge__semester__course"
+    )
+    page = Paginator(submissions, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "leaderboard/student/list.html",
+        {"page": page, "any_pending": any(s.is_pending for s in page)},
+    )
+
+
+@login_required
+def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
+    submission = submission_for_viewer(request.user, pk)
+    show_runs = can_see_runs(request.user, submission)
+    return render(
+        request,
+        "leaderboard/student/detail.html",
+        {
+            "submission": submission,
+            "challenge": submission.challenge,
+            "course": submission.challenge.semester.course,
+            "is_owner": submission.enrollment.user_id == request.user.pk,
+            "runs": submission.runs.all() if show_runs else None,
+            "metrics": _extra_metrics(submission) if show_runs else [],
+            "regraded": _last_regrade(submission),
+            **result_facts(submission),
+        },
+    )
+
+
+def result_facts(submission: Submission) -> dict[str, object]:
+    """What a graded result shows beside its score: the kind's other figures, and its charts
+    and pictures (``leaderboard.kinds``)."""
+    challenge = submission.challenge
+    kind = challenge.kind
+    if submission.status != Submission.Status.GRADED:
+        return {"figures": [], "charts": {}, "pictures": {}}
+    page = get_page(challenge.task)
+    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    stored = submission.pictures if isinstance(submission.pictures, dict) else {}
+    return {
+        "ranked_means": kind.ranked_options.get(challenge.score_key, ""),
+        "figures": [
+            (figure.label, format_figure(metrics.get(figure.key), figure.style))
+            for figure in kind.figures
+            if figure.key != challenge.score_key and figure.key in metrics
+        ],
+        "kind_page": page,
+        "charts": page.charts_for(metrics),
+        "pictures": {name: p for name, p in page.pictures.items() if stored.get(name)},
+    }
+
+
+def _last_regrade(submission: Submission) -> GradingRun | None:
+    """The published re-grade the current result comes from, if any: students see when and
+    what they had before, so a changed score is never a mystery."""
+    return (
+        submission.runs.filter(
+            batch__status=RegradeBatch.Status.PUBLISHED,
+            # Only these gave the submission a result; a lost attempt left the old one.
+            outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED],
+        )
+        .select_related("batch")
+        .order_by("-batch__published_at")
+        .first()
+    )
+
+
+def _extra_metrics(submission: Submission) -> list[tuple[str, object]]:
+    return sorted((k, v) for k, v in submission.metrics.items() if not k.startswith("per_class"))
+
+
+@require_GET
+@login_required
+def submission_live(request: HttpRequest) -> JsonResponse:
+    """Status of the given submissions, for the page's poller (every 2 s while any is pending)."""
+    ids = request.GET.getlist("id")[:PAGE_SIZE]
+    try:
+        wanted = [UUID(i) for i in ids]
+    except ValueError:
+        return JsonResponse({"error": "id must be a submission id"}, status=400)
+    rows = visible_submissions(request.user).filter(pk__in=wanted).select_related("challenge")
+    return JsonResponse({"submissions": [live_state(s) for s in rows]})
+
+
+def live_state(submission: Submission) -> dict[str, object]:
+    kind = submission.challenge.kind
+    graded = submission.status == Submission.Status.GRADED
+    state: dict[str, object] = {
+        "id": str(submission.pk),
+        "status": submission.status,
+        "status_label": submission.get_status_display(),
+        "pending": submission.is_pending,
+        "score": format_score(submission.score, kind.score_display) if graded else "",
+        "passed": submission.passed,
+        "error": submission.error,
+    }
+    # The headline figures under their metric's name (keypoints: "mse"), as the page shows them.
+    for figure in kind.figures:
+        if figure.headline:
+            value = submission.metrics.get(figure.key) if graded else None
+            state[figure.key] = format_figure(value, figure.style) if graded else ""
+    return state
+
+
+# --- a result's charts and pictures -----------------------------------------------------------
+
+
+def _graded(request: HttpRequest, pk: UUID) -> Submission:
+    submission = submission_for_viewer(request.user, pk)
+    if submission.status != Submission.Status.GRADED:
+        raise Http404("no figures for this submission")
+    return submission
+
+
+@require_GET
+def submission_chart(request: HttpRequest, pk: UUID, name: str) -> HttpResponse:
+    """A chart the kind draws from a graded result's metrics (segmentation: per-class bars)."""
+    submission = _graded(request, pk)
+    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    chart = get_page(submission.challenge.task).charts_for(metrics).get(name)
+    svg = chart.draw(metrics) if chart else None
+    if svg is None:
+        raise Http404("no such chart for this submission")
+    response = HttpResponse(svg, content_type=SVG)
+    patch_cache_control(response, private=True, max_age=300)
+    return response
+
+
+@require_GET
+def submission_picture(request: HttpRequest, pk: UUID, name: str) -> FileResponse:
+    """A picture the worker drew after grading (segmentation: masks on public samples)."""
+    submission = _graded(request, pk)
+    stored = submission.pictures.get(name) if isinstance(submission.pictures, dict) else None
+    if not isinstance(stored, str) or not stored:
+        raise Http404("no such picture for this submission")
+    try:
+        stream = default_storage.open(stored, "rb")
+    except FileNotFoundError as exc:
+        raise Http404("no such picture for this submission") from exc
+    response = FileResponse(stream, content_type="image/png")
+    patch_cache_control(response, private=True, max_age=300)
+    return response
+
+
+# --- the profile ------------------------------------------------------------------------------
+
+
+@login_required
+def profile(request: AuthedRequest) -> HttpResponse:
+    token = ApiToken.for_user(request.user)
+    enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
+    return render(
+        request,
+        "leaderboard/student/profile.html",
+        {
+            "token": token,
+            "enrollments": enrollments,
+            "api_root": request.build_absolute_uri("/api/"),
+        },
+    )
+
+
+@require_POST
+@login_required
+def token_regenerate(request: AuthedRequest) -> HttpResponse:
+    ApiToken.for_user(request.user, regenerate=True)
+    messages.success(request, "A new API token was created; the old one no longer works.")
+    return redirect("profile")
+

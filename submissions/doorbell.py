@@ -1,0 +1,51 @@
+"""The doorbell: the broker only tells a worker that there is work; the database says what.
+
+Messages are sent by task name through ``celery.current_app`` (the project's app,
+``config.celery``), so nothing here imports the worker or the grader's runtime. They are sent
+after the transaction that created the work commits, so a worker always finds the row; a send
+that fails is logged and left to the sweep, which sends again (claims are conditional, so an
+early second message is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+#: task names, shared with ``worker.tasks``
+GRADE_SUBMISSION = "worker.tasks.grade_submission"
+REGRADE_ATTEMPT = "worker.tasks.regrade_attempt"
+SWEEP_STUCK = "worker.tasks.sweep_stuck"
+
+
+def ring(task: str, arg: Any, *, soft: int, hard: int) -> None:
+    """Send one message now, with the job's Celery time limits."""
+    current_app.send_task(task, args=[arg], soft_time_limit=soft, time_limit=hard)
+
+
+def ring_after_commit(task: str, arg: Any, *, soft: int, hard: int) -> None:
+    """Send one message once the current transaction commits; a failure is logged only."""
+    after_commit(ring, task, arg, soft=soft, hard=hard, what=f"sending {task}({arg!r})")
+
+
+def after_commit(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> None:
+    """Call ``fn`` once the current transaction commits (at once outside one).
+
+    Whatever it raises is logged and swallowed: the transaction has committed, and what it
+    recorded must stand (a broker or mail server that is down loses a doorbell or an email,
+    which the sweep or nobody needs, never a stored upload or grade).
+    """
+
+    def run() -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            logger.exception("after commit: %s failed", what)
+
+    transaction.on_commit(run)

@@ -1,0 +1,192 @@
+"""The state machine of a submission, and of a re-grade attempt: every status change is here.
+
+A submission::
+
+    queued ──claim──▶ running ──finish──▶ graded | failed
+      ▲  │               │
+      │  └──resend       ├──requeue──▶ queued     (platform error to retry, worker gone)
+      └──────────────────┘
+                         └──give_up──▶ failed     (no attempts left; not counted in the quota)
+
+    graded | failed ──publish──▶ graded | failed  (a published re-grade)
+
+A re-grade attempt (a ``GradingRun`` with a batch)::
+
+    queued ──claim──▶ running ──close──▶ graded | rejected | platform_error | lost
+      │  └──resend       │
+      │                  └──requeue──▶ queued
+      └──cancel──▶ cancelled
+
+Each transition is one conditional ``UPDATE``: it names the state it leaves (and, for a running
+submission, the attempt that holds the claim), and returns whether it happened. So a message
+delivered twice, a sweep racing a worker, or two workers finishing the same claim can never
+both win: the loser's update matches no row. Transitions that change what a student's standing
+depends on refresh it in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from submissions.models import GradingRun, Submission
+from submissions.standings import standing_refresh
+
+Status = Submission.Status
+Outcome = GradingRun.Outcome
+
+#: what a student reads when the platform gave up on their upload
+GAVE_UP_MESSAGE = (
+    "Grading could not be completed because of a problem on our side; staff have been notified."
+    " This upload does not count against your quota: please upload it again."
+)
+
+
+# --- a submission -----------------------------------------------------------------------------
+
+
+def claim(submission_id: Any, now: datetime | None = None) -> Submission | None:
+    """queued → running, as the next attempt; None if it is not queued (a re-delivered message,
+    another worker got it first, or no such submission)."""
+    try:
+        updated = Submission.objects.filter(pk=submission_id, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            started_at=now or timezone.now(),
+            finished_at=None,
+            attempts=F("attempts") + 1,
+        )
+    except ValidationError:  # not a UUID
+        return None
+    if not updated:
+        return None
+    return Submission.objects.select_related("challenge__semester__course", "enrollment__user").get(
+        pk=submission_id
+    )
+
+
+def _from_running(submission: Submission, **fields: Any) -> bool:
+    """Leave ``running`` if this attempt still holds the claim; refresh the standing."""
+    with transaction.atomic():
+        updated = Submission.objects.filter(
+            pk=submission.pk, status=Status.RUNNING, attempts=submission.attempts
+        ).update(**fields)
+        if updated:
+            standing_refresh(submission.enrollment_id, submission.challenge_id)
+    if updated:
+        for name, value in fields.items():
+            setattr(submission, name, value)
+    return bool(updated)
+
+
+def finish(
+    submission: Submission,
+    *,
+    score: float | None = None,
+    passed: bool | None = None,
+    metrics: dict[str, Any] | None = None,
+    error: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """running → graded (with a score), or → failed with ``error`` (the model's fault)."""
+    if error:
+        fields: dict[str, Any] = {"status": Status.FAILED, "error": error, "score": None}
+        fields["passed"] = None
+    else:
+        fields = {"status": Status.GRADED, "score": score, "passed": passed, "error": ""}
+        fields["metrics"] = metrics or {}
+    return _from_running(submission, finished_at=now or timezone.now(), **fields)
+
+
+def requeue(submission: Submission, now: datetime | None = None) -> bool:
+    """running → queued, for another attempt (a platform error to retry, a worker gone)."""
+    now = now or timezone.now()
+    return _from_running(submission, status=Status.QUEUED, started_at=None, queued_at=now)
+
+
+def give_up(submission: Submission, now: datetime | None = None) -> bool:
+    """running → failed for good, without counting against the quota."""
+    return _from_running(
+        submission,
+        status=Status.FAILED,
+        error=GAVE_UP_MESSAGE,
+        counts_for_quota=False,
+        finished_at=now or timezone.now(),
+    )
+
+
+def resend(submission: Submission, now: datetime) -> bool:
+    """queued → queued with a new ``queued_at``, if nobody changed it since it was read: of two
+    sweeps, only one sends the message again."""
+    return bool(
+        Submission.objects.filter(
+            pk=submission.pk, status=Status.QUEUED, queued_at=submission.queued_at
+        ).update(queued_at=now)
+    )
+
+
+FINISHED = (Status.GRADED, Status.FAILED)
+
+
+def publish(submission_id: Any, fields: dict[str, Any]) -> bool:
+    """graded | failed → graded | failed: a published re-grade's result. The caller refreshes
+    the standings of the whole batch at once."""
+    assert fields.get("status") in FINISHED
+    return bool(
+        Submission.objects.filter(pk=submission_id, status__in=FINISHED).update(**fields)
+    )
+
+
+# --- a re-grade attempt -----------------------------------------------------------------------
+
+
+def run_claim(run_id: int, now: datetime | None = None) -> GradingRun | None:
+    """queued → running; None if it is not a queued re-grade attempt."""
+    updated = GradingRun.objects.filter(
+        pk=run_id, batch__isnull=False, outcome=Outcome.QUEUED
+    ).update(outcome=Outcome.RUNNING, started_at=now or timezone.now())
+    if not updated:
+        return None
+    return GradingRun.objects.select_related("batch", "submission__challenge").get(pk=run_id)
+
+
+#: where a running attempt may end
+RUN_ENDS = (Outcome.GRADED, Outcome.REJECTED, Outcome.PLATFORM_ERROR, Outcome.LOST)
+
+
+def run_close(run: GradingRun, outcome: str, **fields: Any) -> bool:
+    """running → graded | rejected | platform_error | lost, with its figures."""
+    assert outcome in RUN_ENDS
+    fields = {"outcome": outcome, "finished_at": timezone.now(), **fields}
+    return bool(
+        GradingRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(**fields)
+    )
+
+
+def run_requeue(run: GradingRun, *, if_started_at: datetime | None = None, **fields: Any) -> bool:
+    """running → queued, for the task's retry or the sweep's. With ``if_started_at``: only if
+    the attempt still started then (of two sweeps, one wins)."""
+    match: dict[str, Any] = {"pk": run.pk, "outcome": Outcome.RUNNING}
+    if if_started_at is not None:
+        match["started_at"] = if_started_at
+    return bool(GradingRun.objects.filter(**match).update(outcome=Outcome.QUEUED, **fields))
+
+
+def run_resend(run: GradingRun, now: datetime) -> bool:
+    """queued → queued with a new ``started_at``, if unchanged since read (one sweep sends)."""
+    return bool(
+        GradingRun.objects.filter(
+            pk=run.pk, outcome=Outcome.QUEUED, started_at=run.started_at
+        ).update(started_at=now)
+    )
+
+
+def runs_cancel(batch_id: int, now: datetime) -> int:
+    """queued → cancelled for every attempt of a batch no worker has taken yet."""
+    return GradingRun.objects.filter(batch_id=batch_id, outcome=Outcome.QUEUED).update(
+        outcome=Outcome.CANCELLED, finished_at=now
+    )

@@ -1,0 +1,236 @@
+"""A grading from the submissions' side: open it (claim and a run), record how it went, tell the
+student. The worker calls ``grading_open``, evaluates, then ``grading_record`` once.
+
+Nothing here runs the grader or imports torch: the worker hands in a ``GradingOutcome``, built
+from what the grader returned (an evaluation, or the error that stopped it) and the pictures the
+kind drew. ``GradingError`` is the model's fault and final; ``PlatformError`` is the host's and
+goes back to the queue for a retry, or, on the last try, fails without counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from courses.formatting import format_figure, format_score
+from grader import __version__ as grader_version
+from grader.errors import GraderError, GradingError, PlatformError
+from submissions import doorbell, lifecycle
+from submissions.models import GradingRun, Submission
+
+if TYPE_CHECKING:
+    from grader.evaluate import Evaluation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Who grades: recorded on every run."""
+
+    host: str
+    device: str
+    torch_version: str
+
+
+@dataclass
+class GradingOutcome:
+    """How one evaluation went, as the worker saw it."""
+
+    #: the runner that ran the model, and the test set's hash, as far as they became known
+    runner: str = ""
+    dataset_hash: str = ""
+    evaluation: Evaluation | None = None
+    #: what stopped it instead: the model's fault (GradingError) or the host's (PlatformError)
+    error: GraderError | None = None
+    #: pictures the kind drew on public samples: name -> PNG bytes
+    pictures: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grading:
+    """A claimed submission and the run that records this attempt."""
+
+    submission: Submission
+    run: GradingRun
+
+
+def keep_log(text: str) -> str:
+    """The end of a staff-only log, within ``GRADER_LOG_KEEP_CHARS``."""
+    keep = settings.GRADER_LOG_KEEP_CHARS
+    return text if len(text) <= keep else "[... truncated ...]\n" + text[-keep:]
+
+
+def evaluation_outcome(evaluation: Evaluation) -> tuple[float | None, bool, dict[str, Any]]:
+    """Score, pass flag and stored metrics of an evaluation, which ran with the challenge's
+    ranked figure and threshold: NaN is no score, and JSON gets its infinity as a string."""
+    score = evaluation.score if not math.isnan(evaluation.score) else None
+    passed = score is not None and evaluation.passed
+    metrics = evaluation.to_json()
+    metrics["passed"] = passed
+    return score, passed, metrics
+
+
+# --- the worker's side ------------------------------------------------------------------------
+
+
+def grading_open(submission_id: Any, worker: Worker) -> Grading | None:
+    """Claim a queued submission and open its run; None if there is nothing to claim."""
+    submission = lifecycle.claim(submission_id)
+    if submission is None:
+        return None
+    run = GradingRun.objects.create(
+        submission=submission,
+        attempt=submission.attempts,
+        worker_host=worker.host[:200],
+        device=worker.device,
+        torch_version=worker.torch_version[:64],
+        grader_version=grader_version,
+    )
+    logger.info(
+        "submission %s: grading attempt %d on %s (%s)",
+        submission.pk,
+        submission.attempts,
+        worker.host,
+        worker.device,
+    )
+    return Grading(submission, run)
+
+
+def grading_record(grading: Grading, outcome: GradingOutcome, *, last_try: bool) -> bool:
+    """Record the outcome on the run and, if this attempt still holds the claim, on the
+    submission; store the pictures; email the student once it is final. Returns whether the
+    submission took the outcome (False: the sweep re-queued it and another attempt owns it)."""
+    submission, run = grading.submission, grading.run
+    run.runner, run.dataset_hash = outcome.runner[:32], outcome.dataset_hash
+    run.finished_at = timezone.now()
+    error = outcome.error
+    with transaction.atomic():
+        if isinstance(error, GradingError):
+            done = _record_rejection(submission, run, error)
+        elif isinstance(error, PlatformError) or outcome.evaluation is None:
+            error = error or PlatformError("internal", "no result and no error from grading")
+            done = _record_platform_error(submission, run, error, give_up=last_try)
+        else:
+            done = _record_result(submission, run, outcome.evaluation)
+        run.log = keep_log(run.log)
+        run.save()
+        if done and submission.status in lifecycle.FINISHED:
+            doorbell.after_commit(
+                submission_notify, submission, what=f"emailing the result of {submission.pk}"
+            )
+    if done and outcome.pictures and submission.status == Submission.Status.GRADED:
+        submission_pictures_store(submission, outcome.pictures)
+    if not done:
+        logger.warning(
+            "submission %s: attempt %d no longer holds the claim; its outcome is dropped",
+            submission.pk,
+            submission.attempts,
+        )
+    return done
+
+
+def _record_result(submission: Submission, run: GradingRun, evaluation: Evaluation) -> bool:
+    score, passed, metrics = evaluation_outcome(evaluation)
+    run.outcome = GradingRun.Outcome.GRADED
+    run.score, run.passed, run.metrics = score, passed, metrics
+    run.grader_version, run.log = evaluation.grader_version, evaluation.log
+    logger.info(
+        "submission %s graded: %s=%s passed=%s (%.1f s)",
+        submission.pk,
+        submission.challenge.score_key,
+        score,
+        passed,
+        evaluation.seconds,
+    )
+    return lifecycle.finish(submission, score=score, passed=passed, metrics=metrics)
+
+
+def _record_rejection(submission: Submission, run: GradingRun, error: GradingError) -> bool:
+    run.outcome = GradingRun.Outcome.REJECTED
+    run.error_code, run.error, run.log = error.code[:64], error.message, error.detail
+    logger.info("submission %s rejected: %s", submission.pk, error.code)
+    return lifecycle.finish(submission, error=error.message)
+
+
+def _record_platform_error(
+    submission: Submission, run: GradingRun, error: PlatformError, *, give_up: bool
+) -> bool:
+    run.outcome = GradingRun.Outcome.PLATFORM_ERROR
+    run.error_code = error.code[:64]
+    run.log = "\n".join(filter(None, [error.message, error.detail, run.log]))
+    log = logger.error if give_up else logger.warning
+    log(
+        "submission %s: platform error %s (%s)%s",
+        submission.pk,
+        error.code,
+        error.message,
+        "; given up" if give_up else "; will retry",
+    )
+    return lifecycle.give_up(submission) if give_up else lifecycle.requeue(submission)
+
+
+def picture_name(submission: Submission, name: str) -> str:
+    return f"figures/{submission.pk}/{name}.png"
+
+
+def submission_pictures_store(submission: Submission, pictures: dict[str, bytes]) -> None:
+    """Store the kind's pictures and note them on the row. Best effort: the grade stands."""
+    try:
+        stored = dict(submission.pictures or {})
+        for name, png in pictures.items():
+            path = picture_name(submission, name)
+            # A re-grade draws again: replace the old picture rather than get a renamed copy.
+            default_storage.delete(path)
+            stored[name] = default_storage.save(path, ContentFile(png))
+        Submission.objects.filter(pk=submission.pk).update(pictures=stored)
+        submission.pictures = stored
+    except Exception:
+        logger.warning("submission %s: storing its pictures failed", submission.pk, exc_info=True)
+
+
+# --- telling the student ----------------------------------------------------------------------
+
+
+def submission_summary(submission: Submission) -> str:
+    """One line for emails and pages: "passed: score 123.45 (MSE 0.004051)"."""
+    challenge = submission.challenge
+    if submission.status == Submission.Status.FAILED:
+        return f"failed: {submission.error}"
+    if submission.status != Submission.Status.GRADED:
+        return submission.get_status_display().lower()
+    verdict = "passed" if submission.passed else "not passed"
+    kind = challenge.kind
+    text = f"{verdict}: {challenge.score_key} {format_score(submission.score, kind.score_display)}"
+    extras = [
+        f"{figure.label} {format_figure(submission.metrics.get(figure.key), figure.style)}"
+        for figure in kind.figures
+        if figure.headline and figure.key != challenge.score_key
+    ]
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def submission_notify(submission: Submission) -> None:
+    user = submission.enrollment.user
+    if not user.email:
+        return
+    url = settings.SITE_URL + reverse("submission_detail", args=[submission.pk])
+    send_mail(
+        subject=f"[{submission.challenge.title}] {submission_summary(submission)}"[:150],
+        message=(
+            f"Your upload to {submission.challenge.title} ({submission.challenge.semester})"
+            f" finished grading.\n\n{submission_summary(submission)}\n\nDetails: {url}\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )

@@ -1,0 +1,207 @@
+"""The state machine of a submission and of a re-grade attempt, as tables of allowed and refused
+transitions: each transition is a conditional update that names the state it leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from submissions import lifecycle
+from submissions.models import GradingRun, RegradeBatch, Submission
+from tests.platform.conftest import make_submission
+
+S = Submission.Status
+O = GradingRun.Outcome  # noqa: E741
+
+
+def _claim(s: Submission) -> bool:
+    return lifecycle.claim(s.pk) is not None
+
+
+def _graded(s: Submission) -> bool:
+    return lifecycle.finish(s, score=150.0, passed=True, metrics={"score": 150.0})
+
+
+def _rejected(s: Submission) -> bool:
+    return lifecycle.finish(s, error="your model said no")
+
+
+def _requeue(s: Submission) -> bool:
+    return lifecycle.requeue(s)
+
+
+def _give_up(s: Submission) -> bool:
+    return lifecycle.give_up(s)
+
+
+def _resend(s: Submission) -> bool:
+    return lifecycle.resend(s, timezone.now())
+
+
+def _publish(s: Submission) -> bool:
+    return lifecycle.publish(s.pk, {"status": S.GRADED, "score": 99.0, "passed": False})
+
+
+TRANSITIONS: dict[str, Callable[[Submission], bool]] = {
+    "claim": _claim,
+    "finish graded": _graded,
+    "finish failed": _rejected,
+    "requeue": _requeue,
+    "give up": _give_up,
+    "resend": _resend,
+    "publish": _publish,
+}
+
+#: (transition, from) -> the status it leads to; every pair not listed must be refused
+ALLOWED = {
+    ("claim", S.QUEUED): S.RUNNING,
+    ("finish graded", S.RUNNING): S.GRADED,
+    ("finish failed", S.RUNNING): S.FAILED,
+    ("requeue", S.RUNNING): S.QUEUED,
+    ("give up", S.RUNNING): S.FAILED,
+    ("resend", S.QUEUED): S.QUEUED,
+    ("publish", S.GRADED): S.GRADED,
+    ("publish", S.FAILED): S.GRADED,
+}
+
+
+def in_state(enrollment: Any, challenge: Any, status: str) -> Submission:
+    fields: dict[str, Any] = {"status": status}
+    if status == S.RUNNING:
+        fields.update(attempts=1, started_at=timezone.now())
+    if status == S.GRADED:
+        fields.update(score=120.0, passed=True, metrics={"score": 120.0})
+    if status == S.FAILED:
+        fields.update(error="before")
+    return make_submission(enrollment, challenge, **fields)
+
+
+@pytest.mark.parametrize("status", [S.QUEUED, S.RUNNING, S.GRADED, S.FAILED])
+@pytest.mark.parametrize("transition", list(TRANSITIONS))
+def test_it_allows_exactly_the_listed_transitions(enrollment, challenge, transition, status):
+    submission = in_state(enrollment, challenge, status)
+
+    happened = TRANSITIONS[transition](submission)
+
+    expected = ALLOWED.get((transition, status))
+    assert happened is (expected is not None)
+    submission.refresh_from_db()
+    assert submission.status == (expected or status)
+
+
+def test_it_lets_only_the_attempt_holding_the_claim_finish(enrollment, challenge):
+    submission = make_submission(enrollment, challenge)
+    first = lifecycle.claim(submission.pk)
+    assert first is not None and first.attempts == 1
+    # The sweep re-queued it (the worker looked dead) and another worker claimed it since.
+    assert lifecycle.requeue(first)
+    second = lifecycle.claim(submission.pk)
+    assert second is not None and second.attempts == 2
+    first.status = S.RUNNING  # as the first worker still believes
+
+    assert not lifecycle.finish(first, error="late news")
+    assert lifecycle.finish(second, score=130.0, passed=True, metrics={"score": 130.0})
+    submission.refresh_from_db()
+    assert (submission.status, submission.score, submission.error) == (S.GRADED, 130.0, "")
+
+
+def test_it_claims_nothing_for_an_unknown_or_malformed_id(db):
+    assert lifecycle.claim("00000000-0000-0000-0000-000000000000") is None
+    assert lifecycle.claim("not-a-uuid") is None
+
+
+def test_two_sweeps_resend_once(enrollment, challenge):
+    submission = make_submission(enrollment, challenge)
+    stale_copy = Submission.objects.get(pk=submission.pk)
+
+    assert lifecycle.resend(submission, timezone.now())
+    assert not lifecycle.resend(stale_copy, timezone.now())
+
+
+def test_giving_up_frees_the_quota_and_says_why(enrollment, challenge):
+    submission = in_state(enrollment, challenge, S.RUNNING)
+
+    assert lifecycle.give_up(submission)
+
+    submission.refresh_from_db()
+    assert submission.counts_for_quota is False
+    assert submission.error == lifecycle.GAVE_UP_MESSAGE
+
+
+def test_finishing_refreshes_the_standing(enrollment, challenge):
+    from submissions.models import Standing
+
+    submission = in_state(enrollment, challenge, S.RUNNING)
+
+    assert lifecycle.finish(submission, score=150.0, passed=True, metrics={"score": 150.0})
+
+    standing = Standing.objects.get(enrollment=enrollment, challenge=challenge)
+    assert (standing.best_id, standing.score, standing.passed) == (submission.pk, 150.0, True)
+
+
+# --- a re-grade attempt -----------------------------------------------------------------------
+
+
+def _run_claim(r: GradingRun) -> bool:
+    return lifecycle.run_claim(r.pk) is not None
+
+
+def _run_close(r: GradingRun) -> bool:
+    return lifecycle.run_close(r, O.GRADED, score=1.0)
+
+
+def _run_requeue(r: GradingRun) -> bool:
+    return lifecycle.run_requeue(r, attempt=r.attempt + 1)
+
+
+def _run_resend(r: GradingRun) -> bool:
+    return lifecycle.run_resend(r, timezone.now())
+
+
+def _runs_cancel(r: GradingRun) -> bool:
+    assert r.batch_id is not None
+    return lifecycle.runs_cancel(r.batch_id, timezone.now()) == 1
+
+
+RUN_TRANSITIONS: dict[str, Callable[[GradingRun], bool]] = {
+    "claim": _run_claim,
+    "close": _run_close,
+    "requeue": _run_requeue,
+    "resend": _run_resend,
+    "cancel": _runs_cancel,
+}
+
+RUN_ALLOWED = {
+    ("claim", O.QUEUED): O.RUNNING,
+    ("close", O.RUNNING): O.GRADED,
+    ("requeue", O.RUNNING): O.QUEUED,
+    ("resend", O.QUEUED): O.QUEUED,
+    ("cancel", O.QUEUED): O.CANCELLED,
+}
+
+
+@pytest.mark.parametrize("outcome", [O.QUEUED, O.RUNNING, O.GRADED, O.LOST, O.CANCELLED])
+@pytest.mark.parametrize("transition", list(RUN_TRANSITIONS))
+def test_it_allows_exactly_the_listed_attempt_transitions(
+    enrollment, challenge, transition, outcome
+):
+    submission = in_state(enrollment, challenge, S.GRADED)
+    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
+    run = GradingRun.objects.create(submission=submission, batch=batch, attempt=0, outcome=outcome)
+
+    happened = RUN_TRANSITIONS[transition](run)
+
+    expected = RUN_ALLOWED.get((transition, outcome))
+    assert happened is (expected is not None)
+    run.refresh_from_db()
+    assert run.outcome == (expected or outcome)
+
+
+def test_it_claims_no_run_outside_a_batch(enrollment, challenge):
+    submission = in_state(enrollment, challenge, S.RUNNING)
+    run = GradingRun.objects.create(submission=submission, attempt=1, outcome=O.QUEUED)
+
+    assert lifecycle.run_claim(run.pk) is None
