@@ -14,8 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from grader import formats
-from grader.limits import MB
 from grader.kinds import TaskKind, get_kind, kind_names
+from grader.limits import MB
 
 
 def task_choices() -> list[tuple[str, str]]:

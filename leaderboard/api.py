@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from grader.evaluate import json_number
 from courses.access import AuthedRequest, is_staff
 from courses.models import Challenge, Enrollment
+from grader.evaluate import json_number
 from leaderboard.boards import leaderboard_rows
 from submissions.access import visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large

@@ -18,7 +18,6 @@ from typing import Any, cast
 from django.db.models import F, Max, QuerySet
 
 from courses.models import Challenge, Enrollment
-
 from submissions.models import Standing, Submission
 
 

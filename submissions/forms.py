@@ -14,10 +14,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest
 from django.utils import timezone
 
-from grader import formats
-from grader.formats.upload import check_upload
-from grader.errors import GradingError
 from courses.models import Challenge, Enrollment
+from grader import formats
+from grader.errors import GradingError
+from grader.formats.upload import check_upload
 from submissions.services import SubmissionRefused, submission_check_window
 
 #: refusals of the window (not of the file), and the API status each maps to

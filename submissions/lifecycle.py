@@ -136,9 +136,7 @@ def publish(submission_id: Any, fields: dict[str, Any]) -> bool:
     """graded | failed → graded | failed: a published re-grade's result. The caller refreshes
     the standings of the whole batch at once."""
     assert fields.get("status") in FINISHED
-    return bool(
-        Submission.objects.filter(pk=submission_id, status__in=FINISHED).update(**fields)
-    )
+    return bool(Submission.objects.filter(pk=submission_id, status__in=FINISHED).update(**fields))
 
 
 # --- a re-grade attempt -----------------------------------------------------------------------
@@ -162,9 +160,7 @@ def run_close(run: GradingRun, outcome: str, **fields: Any) -> bool:
     """running → graded | rejected | platform_error | lost, with its figures."""
     assert outcome in RUN_ENDS
     fields = {"outcome": outcome, "finished_at": timezone.now(), **fields}
-    return bool(
-        GradingRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(**fields)
-    )
+    return bool(GradingRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(**fields))
 
 
 def run_requeue(run: GradingRun, *, if_started_at: datetime | None = None, **fields: Any) -> bool:

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from grader import formats
 from courses.models import Challenge, Enrollment
+from grader import formats
 
 
 def format_choices() -> list[tuple[str, str]]:
@@ -93,7 +93,6 @@ class Submission(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status in self.PENDING
-
 
 
 class RegradeBatchQuerySet(models.QuerySet["RegradeBatch"]):

@@ -118,11 +118,12 @@ def grading_record(grading: Grading, outcome: GradingOutcome, *, last_try: bool)
     with transaction.atomic():
         if isinstance(error, GradingError):
             done = _record_rejection(submission, run, error)
-        elif isinstance(error, PlatformError) or outcome.evaluation is None:
-            error = error or PlatformError("internal", "no result and no error from grading")
-            done = _record_platform_error(submission, run, error, give_up=last_try)
-        else:
+        elif outcome.evaluation is not None and error is None:
             done = _record_result(submission, run, outcome.evaluation)
+        else:
+            if not isinstance(error, PlatformError):
+                error = PlatformError("internal", "no result and no error from grading")
+            done = _record_platform_error(submission, run, error, give_up=last_try)
         run.log = keep_log(run.log)
         run.save()
         if done and submission.status in lifecycle.FINISHED:

@@ -100,7 +100,9 @@ def _log(report: SweepReport) -> None:
 def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
     """Record the dead worker's attempt as lost; re-queue the submission or give it up."""
     with transaction.atomic():
-        moved = lifecycle.give_up(submission, now) if give_up else lifecycle.requeue(submission, now)
+        moved = (
+            lifecycle.give_up(submission, now) if give_up else lifecycle.requeue(submission, now)
+        )
         if not moved:
             return False
         lost = GradingRun.objects.filter(
@@ -108,9 +110,7 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
             submission=submission,
             outcome=GradingRun.Outcome.RUNNING,
             batch__isnull=True,
-        ).update(
-            outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=LOST_NOTE
-        )
+        ).update(outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=LOST_NOTE)
         if not lost:  # the worker died before it could open its run
             GradingRun.objects.create(
                 submission=submission,

@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md, checked in fresh interpreters.
+"""What the processes load, checked in fresh interpreters (README, "Architecture").
 
 ``grader`` and ``eval_data`` never import Django; what the web process imports from the grader
 (task metadata, format detection, upload checks) never imports torch, and neither does the
@@ -17,7 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WEB_SIDE = ["grader.kinds", "grader.formats", "grader.formats.upload", "grader.errors", "grader.evaluate"]
+WEB_SIDE = [
+    "grader.kinds",
+    "grader.formats",
+    "grader.formats.upload",
+    "grader.errors",
+    "grader.evaluate",
+]
 
 
 def imported_after(code: str) -> set[str]:

@@ -8,6 +8,7 @@ lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,9 +92,7 @@ def test_the_packages_depend_on_each_other_one_way_only() -> None:
 
     cycle = find_cycle(graph)
 
-    assert not cycle, " -> ".join(
-        f"{a} ({graph[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False)
-    )
+    assert not cycle, " -> ".join(f"{a} ({graph[a][b]})" for a, b in itertools.pairwise(cycle))
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -66,7 +66,9 @@ def course_archive(request: HttpRequest, slug: str) -> HttpResponse:
         for s in semesters
         if not s.is_current and (current is None or s.starts_on < current.starts_on)
     ]
-    return render(request, "leaderboard/public/archive.html", {"course": course, "semesters": earlier})
+    return render(
+        request, "leaderboard/public/archive.html", {"course": course, "semesters": earlier}
+    )
 
 
 def headline_figures(challenge: Challenge) -> list[Figure]:

@@ -56,7 +56,6 @@ def course_detail(request: AuthedRequest, slug: str) -> HttpResponse:
     )
 
 
-
 @login_required
 def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
     challenge, enrollment = challenge_for_member(request.user, slug)
@@ -284,4 +283,3 @@ def token_regenerate(request: AuthedRequest) -> HttpResponse:
     ApiToken.for_user(request.user, regenerate=True)
     messages.success(request, "A new API token was created; the old one no longer works.")
     return redirect("profile")
-

@@ -61,8 +61,9 @@ def attempt_record(run: GradingRun, outcome: GradingOutcome, *, last_try: bool) 
             log=error.detail,
             **known,
         )
-    elif isinstance(error, PlatformError) or outcome.evaluation is None:
-        error = error or PlatformError("internal", "no result and no error from grading")
+    elif outcome.evaluation is None or error is not None:
+        if not isinstance(error, PlatformError):
+            error = PlatformError("internal", "no result and no error from grading")
         log = "\n".join(filter(None, [error.message, error.detail]))
         ended = GradingRun.Outcome.PLATFORM_ERROR if last_try else GradingRun.Outcome.QUEUED
         attempt_close(run, ended, error_code=error.code[:64], log=log, **known)

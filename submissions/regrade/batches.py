@@ -307,9 +307,7 @@ def regrade_batch_notify(batch_id: int) -> None:
     else:
         outcome = f"It is NOT published. {batch.note}"
     report = settings.SITE_URL + reverse("regrade_report", args=[batch.pk])
-    page = settings.SITE_URL + reverse(
-        "admin:courses_challenge_change", args=[batch.challenge_id]
-    )
+    page = settings.SITE_URL + reverse("admin:courses_challenge_change", args=[batch.challenge_id])
     send_mail(
         subject=f"[{batch.challenge.title}] Re-grade #{batch.pk}: {batch.get_status_display()}",
         message=(
@@ -351,9 +349,9 @@ def regrade_batch_complete(batch_id: int) -> None:
     RegradeBatch.objects.select_for_update().filter(pk=batch_id).exists()
     if GradingRun.objects.filter(batch_id=batch_id, outcome__in=GradingRun.PENDING).exists():
         return
-    completed = RegradeBatch.objects.filter(
-        pk=batch_id, status=RegradeBatch.Status.RUNNING
-    ).update(status=RegradeBatch.Status.COMPLETE, finished_at=timezone.now())
+    completed = RegradeBatch.objects.filter(pk=batch_id, status=RegradeBatch.Status.RUNNING).update(
+        status=RegradeBatch.Status.COMPLETE, finished_at=timezone.now()
+    )
     if not completed:  # cancelled while this attempt ran
         return
     # Whoever started it hears how it ended, once the outcome below is committed.

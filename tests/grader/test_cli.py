@@ -1,18 +1,21 @@
 """``python -m grader evaluate|check`` as a subprocess, run from the repo root like the README says.
 
 Datasets come from eval_data's synthetic generator in the course's formats; models are tiny
-untrained programs exported at test time. Every run but the sandbox test uses ``--no-sandbox``
-(a plain child process); the scores are checked against the same model run in this process.
+untrained programs exported at test time, or the demo models (classification). Every run but
+the sandbox tests uses ``--no-sandbox`` (a plain child process); the scores are checked against
+the same model run in this process.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 import eval_data
+from eval_data.kinds.classification import CLASS_NAMES
 from eval_data.manifest import write_manifest
 from grader.kinds import get_kind
 
@@ -37,6 +41,15 @@ SEGMENTATION_KEYS = COMMON_KEYS | {
     "per_class_accuracy",
     "per_class_iou",
     "skipped_void_only",
+}
+CLASSIFICATION_COUNT = 60
+CLASSIFICATION_KEYS = COMMON_KEYS | {
+    "accuracy",
+    "per_class_accuracy",
+    "confusion",
+    "threshold",
+    "params",
+    "runner",
 }
 
 
@@ -240,15 +253,158 @@ def test_it_checks_a_model_on_validation_data_with_a_score_and_verdict(setup: Se
     assert f"{KEYPOINT_COUNT}/{KEYPOINT_COUNT}" in result.stderr  # the progress bar
 
 
+@pytest.mark.sandbox
 def test_it_never_grades_unsandboxed_unless_asked(setup: Setup) -> None:
+    """Without --no-sandbox the CLI grades in the sandbox: this suite's machines have one (a
+    host without it refuses with ``sandbox_unavailable``, see ``test_sandbox``, and the CLI
+    turns every such host problem into exit status 3, as for a missing test set above)."""
     result = run_grader(
         "evaluate", setup.keypoints_pt2, "--challenge", "keypoints",
         "--data", setup.keypoints_data, "--json",
     )  # fmt: skip
-    assert result.returncode in (0, 3), result.stderr
+    assert result.returncode == 0, result.stderr
+    assert only_json(result.stdout)["runner"] == "sandbox"
+
+
+# --- classification, with the demo models (tests/conftest.py) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def classification_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cls-data")
+    eval_data.get_kind("classification").synth(root, CLASSIFICATION_COUNT, 7)
+    write_manifest(root, "classification")
+    return root
+
+
+def _program_metrics(path: Path, data: Path) -> dict[str, Any]:
+    """The exported program run in this process and scored the way the grader's parent does."""
+    kind = get_kind("classification")
+    dataset = eval_data.load(data, "classification")
+    with torch.no_grad():
+        raw = torch.export.load(str(path)).module()(torch.from_numpy(dataset.inputs)).numpy()
+    compact, _, _ = kind.check_batch(raw, len(dataset), kind.params_for(dataset))
+    return {**kind.compute_metrics(compact, dataset), "dataset_hash": dataset.dataset_hash}
+
+
+@pytest.mark.sandbox
+def test_it_grades_the_classification_demo_model_in_the_sandbox(
+    demo_models: dict[str, Path], classification_data: Path
+) -> None:
+    model = demo_models["classification_pass"]
+    result = run_grader(
+        "evaluate", model, "--challenge", "classification",
+        "--data", classification_data, "--json", "--batch-size", "7",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
     data = only_json(result.stdout)
-    if result.returncode == 3:
-        assert data["code"] == "sandbox_unavailable"
-        assert "sandbox" in data["error"]
-    else:
-        assert data["runner"] == "sandbox"
+    assert data.keys() >= CLASSIFICATION_KEYS
+    expected = _program_metrics(model, classification_data)
+    assert data["runner"] == "sandbox"
+    assert data["task"] == "classification"
+    assert data["format"] == "pt2"
+    assert data["count"] == CLASSIFICATION_COUNT
+    assert data["dataset_hash"] == expected["dataset_hash"]
+    assert abs(data["accuracy"] - expected["accuracy"]) < 1e-12
+    assert data["per_class_accuracy"] == expected["per_class_accuracy"]
+    assert list(data["per_class_accuracy"]) == list(CLASS_NAMES)
+    assert data["confusion"] == expected["confusion"]
+    assert sum(map(sum, data["confusion"])) == CLASSIFICATION_COUNT
+    assert data["accuracy"] >= 0.8
+    assert data["passed"] is True
+    assert data["threshold"] == 0.5
+    assert data["grader_version"]
+
+
+def test_it_reports_the_failing_classification_demo_model_as_not_passed(
+    demo_models: dict[str, Path], classification_data: Path
+) -> None:
+    model = demo_models["classification_fail"]
+    result = run_grader(
+        "evaluate", model, "--challenge", "classification",
+        "--data", classification_data, "--json", "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = only_json(result.stdout)
+    assert data.keys() >= CLASSIFICATION_KEYS
+    assert data["runner"] == "process"
+    assert data["passed"] is False
+    # Always class 0 ("checkerboard") on 6 images of each of the 10 classes.
+    assert data["accuracy"] == pytest.approx(0.1)
+    assert data["per_class_accuracy"] == {
+        n: (1.0 if n == CLASS_NAMES[0] else 0.0) for n in CLASS_NAMES
+    }
+    assert data["confusion"] == [[6] + [0] * 9 for _ in CLASS_NAMES]
+
+
+def test_it_shows_classification_figures_to_a_person(
+    demo_models: dict[str, Path], classification_data: Path
+) -> None:
+    result = run_grader(
+        "check", demo_models["classification_pass"], "--challenge", "classification",
+        "--data", classification_data, "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^count:\s+{CLASSIFICATION_COUNT}$", result.stdout, re.MULTILINE)
+    assert re.search(r"^accuracy:\s+(0\.\d+|1)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^PASSED: accuracy \S+, threshold 0\.5 \(", result.stdout, re.MULTILINE)
+    # Per-class figures and the confusion matrix are --json's, not the summary's.
+    assert "per class" not in result.stdout and "confusion" not in result.stdout
+
+
+def test_it_rejects_a_classifier_with_the_wrong_number_of_classes(
+    classification_data: Path, tmp_path: Path
+) -> None:
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 9)).eval()
+    path = _export(model, torch.rand(2, 3, 32, 32), tmp_path / "nine.pt2")
+    result = run_grader(
+        "evaluate", path, "--challenge", "classification",
+        "--data", classification_data, "--json", "--no-sandbox",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    data = only_json(result.stdout)
+    assert data["code"] == "output_shape"
+    assert data["error"].startswith("output shape (32, 9) for a batch of 32 images")
+    assert "class scores of shape (N, 10)" in data["error"]
+
+
+COURSE_CLASSIFIER = """
+from torch import nn
+
+
+class ClassificationNet(nn.Module):
+    def __init__(self, hparams=None):
+        super().__init__()
+        self.hparams = hparams
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, hparams["n"])
+        )
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+@pytest.mark.sandbox
+def test_it_rebuilds_the_course_classification_net_from_a_state_dict(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec(COURSE_CLASSIFIER, namespace)  # the test's own code: the student's class, to save
+    hparams = {"n": 10, "learning_rate": 1e-3}
+    model = namespace["ClassificationNet"](hparams=hparams)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "hparams": hparams}, buffer)
+    path = tmp_path / "submission.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("exercise_code/__init__.py", "")
+        archive.writestr("exercise_code/networks/__init__.py", "")
+        archive.writestr("exercise_code/networks/classification_net.py", COURSE_CLASSIFIER)
+        archive.writestr("models/classification_pytorch.p", buffer.getvalue())
+    result = run_grader("check", path, "--challenge", "classification", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert only_json(result.stdout) == {
+        "task": "classification",
+        "format": "course_zip",
+        "params": sum(p.numel() for p in model.parameters()),
+        "output_shape": "ok",
+        "score": None,
+    }

@@ -30,6 +30,9 @@ from grader.limits import MB, Limits
 from grader.sandbox import SandboxRunner
 from tests.grader import attacks
 
+#: this checkout, wherever CI cloned it: the sandbox must not see it
+REPO = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.sandbox
 
 LIMITS = Limits(
@@ -279,7 +282,9 @@ def test_host_files_and_the_dataset_are_invisible(host, runner):
         str(host.secret_file),
         str(host.dataset / "test.csv"),
         str(host.dataset / "manifest.json"),
-        "/work/shared/DESIGN.md",
+        # the project's own files: settings (secrets come from the environment next to them)
+        str(REPO / "config" / "settings.py"),
+        str(REPO / "README.md"),
         "/etc/passwd",
         "/etc/shadow",
         "/root/.bash_history",
@@ -292,7 +297,10 @@ def test_host_files_and_the_dataset_are_invisible(host, runner):
                 found.append(path + ": " + open(path).read(200))
             except OSError:
                 pass
-        for folder in ({str(host.dataset)!r}, {str(host.root)!r}, "/work/shared", "/home"):
+        # The checkout's grader and eval_data packages are bound read-only at their own path:
+        # everything else of it stays invisible.
+        for folder in ({str(host.dataset)!r}, {str(host.root)!r}, {str(REPO / "config")!r},
+                       {str(REPO / "submissions")!r}, "/home"):
             try:
                 found.append(folder + ": " + " ".join(os.listdir(folder)))
             except OSError:

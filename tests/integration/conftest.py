@@ -33,7 +33,15 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER_READY_SECONDS = 90
 GRADED_WITHIN_SECONDS = 120
 
-pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here runs a real worker: marked ``integration`` (a conftest's ``pytestmark``
+    would mark nothing)."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.path)).is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
 
 
 def database_url() -> str:

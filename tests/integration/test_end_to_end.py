@@ -53,7 +53,7 @@ def test_it_grades_an_upload_and_ranks_it_on_the_leaderboard(
     assert len(run.dataset_hash) == 64
 
     page = client.get(reverse("submission_detail", args=[done.pk])).content.decode()
-    assert "Passed" in page or "passed" in page
+    assert '<span class="badge passed">Passed</span>' in page
     board = Client().get(reverse("challenge_leaderboard", args=[keypoints.slug]))
     handle = student.enrollments.get().handle
     assert handle in board.content.decode()
@@ -75,7 +75,8 @@ def test_it_shows_a_failing_model_as_not_passed(
     assert done.passed is False
     assert done.score is not None and done.score < 100
     page = client.get(reverse("submission_detail", args=[done.pk])).content.decode()
-    assert "Not passed" in page or "not passed" in page
+    assert '<span class="badge failed">Not passed</span>' in page
+    assert '<span class="badge passed">' not in page
 
 
 def test_it_rejects_a_garbage_file_with_a_clear_error_and_queues_nothing(

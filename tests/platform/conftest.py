@@ -22,8 +22,8 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from grader.evaluate import json_number
 from courses.models import Challenge, Course, Enrollment, Semester
+from grader.evaluate import json_number
 from submissions.models import ApiToken, Submission
 
 KEYPOINT_IMAGES = 8

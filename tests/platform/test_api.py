@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from courses.models import Enrollment
+from submissions.doorbell import GRADE_SUBMISSION
 from submissions.models import Submission
 from tests.platform.conftest import garbage_upload, graded, make_challenge, make_submission
-from submissions.doorbell import GRADE_SUBMISSION
 
 
 def auth(token: str) -> dict[str, str]:

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from submissions.doorbell import GRADE_SUBMISSION
 from submissions.models import Submission
 from tests.platform.conftest import garbage_upload, make_submission
-from submissions.doorbell import GRADE_SUBMISSION
 
 
 def url(challenge) -> str:

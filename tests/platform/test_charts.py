@@ -11,9 +11,9 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from courses.models import Challenge, Enrollment, Semester
 from leaderboard import charts
 from leaderboard.views import public
-from courses.models import Challenge, Enrollment, Semester
 from submissions.models import Submission
 from tests.platform.conftest import graded, make_challenge, make_submission
 
@@ -197,14 +197,20 @@ def test_it_hides_a_result_chart_from_everyone_else(client, request, seg_result,
 def test_it_lets_a_ta_see_the_chart(client, ta, seg_result):
     client.force_login(ta)
 
-    assert client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"])).status_code == 200
+    assert (
+        client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"])).status_code
+        == 200
+    )
 
 
 def test_it_has_no_per_class_chart_for_keypoints(client, student, enrollment, challenge):
     client.force_login(student)
     submission = graded(enrollment, challenge, 5.0)
 
-    assert client.get(reverse("submission_chart", args=[submission.pk, "per-class"])).status_code == 404
+    assert (
+        client.get(reverse("submission_chart", args=[submission.pk, "per-class"])).status_code
+        == 404
+    )
 
 
 def test_it_streams_the_stored_sample_figure(client, student, seg_result):

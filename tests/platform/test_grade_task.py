@@ -9,8 +9,8 @@ import pytest
 from django.core import mail
 
 from grader.errors import PlatformError
-from submissions.models import GradingRun, Submission
 from submissions.lifecycle import GAVE_UP_MESSAGE
+from submissions.models import GradingRun, Submission
 from tests.platform.conftest import make_submission
 from worker import grading, tasks
 from worker.tasks import grade_submission

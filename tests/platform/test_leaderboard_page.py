@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leaderboard.views import public as views
 from courses.models import Enrollment
+from leaderboard.views import public as views
 from tests.platform.conftest import graded, make_user
 
 

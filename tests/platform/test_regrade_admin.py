@@ -8,9 +8,9 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from submissions.doorbell import REGRADE_ATTEMPT
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.platform.conftest import graded, make_submission, make_user
-from submissions.doorbell import REGRADE_ATTEMPT
 
 
 def select(client, model, action, *pks, reason="grader fixed", dry_run=False, confirm=True):
@@ -157,9 +157,7 @@ def test_a_dry_run_from_the_admin(client, staff, enrollment, challenge):
     graded(enrollment, challenge, 150.0)
     client.force_login(staff)
 
-    response = select(
-        client, "courses/challenge", "regrade_challenge", challenge.pk, dry_run=True
-    )
+    response = select(client, "courses/challenge", "regrade_challenge", challenge.pk, dry_run=True)
 
     batch = RegradeBatch.objects.get()
     assert batch.dry_run

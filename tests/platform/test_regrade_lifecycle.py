@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from grader.evaluate import Evaluation
 from leaderboard.boards import leaderboard_build
+from submissions.doorbell import REGRADE_ATTEMPT
+from submissions.lifecycle import run_claim as regrade_run_claim
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade import (
     RegradeRefused,
@@ -24,8 +26,6 @@ from submissions.regrade import (
     regrade_batch_publish,
     regrade_batch_start,
 )
-from submissions.doorbell import REGRADE_ATTEMPT
-from submissions.lifecycle import run_claim as regrade_run_claim
 from submissions.regrade.attempts import attempt_record
 from submissions.results import GradingOutcome
 from submissions.services import grading_time_limits
@@ -39,6 +39,7 @@ def regrade_run_record_result(run: GradingRun, result: Evaluation) -> None:
         GradingOutcome(runner="process", dataset_hash=result.dataset_hash, evaluation=result),
         last_try=False,
     )
+
 
 DATA = "a" * 64
 

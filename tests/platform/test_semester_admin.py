@@ -28,9 +28,7 @@ def test_it_closes_and_reopens_semesters(client, staff, semester, earlier_semest
     semester.refresh_from_db()
     assert semester.closed and semester.closed_at is not None
 
-    client.post(
-        "/admin/courses/semester/", {"action": "reopen", "_selected_action": [semester.pk]}
-    )
+    client.post("/admin/courses/semester/", {"action": "reopen", "_selected_action": [semester.pk]})
     semester.refresh_from_db()
     assert not semester.closed and semester.closed_at is None
 

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from courses.models import Enrollment
 from leaderboard.boards import leaderboard_compute
-from submissions.models import Standing, Submission
 from submissions import lifecycle
+from submissions.models import Standing, Submission
 from submissions.standings import standing_refresh, standings_check
 from tests.platform.conftest import graded, make_submission, make_user
 
@@ -107,8 +107,10 @@ def test_the_command_finds_and_fixes_drift(enrollment, challenge):
 
     with pytest.raises(CommandError, match="1 standing"):
         call_command("standings", stdout=out)
+    with pytest.raises(CommandError, match="1 standing"):
+        call_command("standings", "--check", stdout=out)  # as the README says it
     call_command("standings", "--fix", stdout=out)
-    call_command("standings", "--challenge", challenge.slug, stdout=out)
+    call_command("standings", "--check", "--challenge", challenge.slug, stdout=out)
 
     assert f"{challenge.slug}: 1 standing(s) differ" in out.getvalue()
     assert Standing.objects.get().score == 10.0

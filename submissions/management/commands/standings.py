@@ -19,7 +19,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--challenge", help="only this challenge (slug); default: all")
-        parser.add_argument("--fix", action="store_true", help="rewrite the ones that differ")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--check",
+            action="store_true",
+            help="report standings that differ and exit 1 if any do (the default)",
+        )
+        mode.add_argument("--fix", action="store_true", help="rewrite the ones that differ")
 
     def handle(self, *args: Any, **options: Any) -> None:
         challenges = Challenge.objects.order_by("slug")

@@ -1,0 +1,52 @@
+"""Image classification on the site: per-class accuracy, and the confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from leaderboard import charts
+from leaderboard.kinds import Chart, KindPage, register
+
+
+def class_names(metrics: dict[str, Any]) -> list[str]:
+    """The classes in index order: indices follow the sorted class folder names, and sorting
+    recovers them whatever order the stored JSON keeps its keys in."""
+    per_class = metrics.get("per_class_accuracy")
+    return sorted(per_class) if isinstance(per_class, dict) else []
+
+
+def per_class(metrics: dict[str, Any]) -> bytes | None:
+    names = class_names(metrics)
+    if not names:
+        return None
+    accuracy = [metrics["per_class_accuracy"][name] for name in names]
+    svg, _ = charts.per_class_bars(names, accuracy)
+    return svg
+
+
+def confusion(metrics: dict[str, Any]) -> bytes | None:
+    names, counts = class_names(metrics), metrics.get("confusion")
+    if not names or not isinstance(counts, list):
+        return None
+    return charts.confusion_matrix(names, counts)
+
+
+@register
+class ClassificationPage(KindPage):
+    name = "classification"
+    charts: ClassVar[dict[str, Chart]] = {
+        "per-class": Chart(
+            per_class,
+            needs=("per_class_accuracy",),
+            alt="Bar chart of accuracy per class on the hidden test set",
+            caption="Accuracy per class on the hidden test set; a class without test images is"
+            " left out.",
+        ),
+        "confusion": Chart(
+            confusion,
+            needs=("per_class_accuracy", "confusion"),
+            alt="Confusion matrix: true classes in rows, predicted classes in columns",
+            caption="Which class your model predicted for the images of each class; the"
+            " diagonal is what it got right.",
+        ),
+    }
