@@ -167,6 +167,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(env_path("TEST_DATABASE_NAME", VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
     }
+elif os.environ.get("TEST_DATABASE_NAME"):
+    # Two test runs against one PostgreSQL server (two checkouts) each need their own database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

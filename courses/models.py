@@ -144,6 +144,9 @@ class Challenge(models.Model):
 
     class Meta:
         ordering = ["deadline", "title"]
+        permissions = [
+            ("view_gradebook", "Can see grade books, pass lists and staff reports of every course")
+        ]
 
     def __str__(self) -> str:
         return self.title

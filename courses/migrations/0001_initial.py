@@ -29,9 +29,11 @@ def _move_content_types(apps, schema_editor, source: str, target: str) -> None:
             ContentType.objects.using(db).filter(pk=old.pk).update(app_label=target)
             continue
         for permission in Permission.objects.using(db).filter(content_type=old):
-            twin = Permission.objects.using(db).filter(
-                content_type=new, codename=permission.codename
-            ).first()
+            twin = (
+                Permission.objects.using(db)
+                .filter(content_type=new, codename=permission.codename)
+                .first()
+            )
             if twin is None:
                 Permission.objects.using(db).filter(pk=permission.pk).update(content_type=new)
                 continue

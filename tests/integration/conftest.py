@@ -34,7 +34,6 @@ WORKER_READY_SECONDS = 90
 GRADED_WITHIN_SECONDS = 120
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here runs a real worker: marked ``integration`` (a conftest's ``pytestmark``
     would mark nothing)."""
