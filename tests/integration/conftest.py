@@ -64,7 +64,7 @@ def shared_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from eval_data import get_kind
     from eval_data.manifest import write_manifest
 
-    for task, count in (("keypoints", 60), ("segmentation", 6)):
+    for task, count in (("keypoints", 60), ("segmentation", 6), ("classification", 100)):
         folder = dirs["hidden"] / "it" / task
         folder.mkdir(parents=True)
         get_kind(task).synth(folder, count, 99)
@@ -203,6 +203,11 @@ def keypoints(semester: Semester) -> Challenge:
 @pytest.fixture
 def segmentation(semester: Semester) -> Challenge:
     return make_challenge(semester, "segmentation")
+
+
+@pytest.fixture
+def classification(semester: Semester) -> Challenge:
+    return make_challenge(semester, "classification")
 
 
 @pytest.fixture

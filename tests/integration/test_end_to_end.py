@@ -114,6 +114,37 @@ def test_it_grades_through_the_json_api_with_a_token(
     assert len(result["metrics"]["per_class_iou"]) == 23
 
 
+def test_it_grades_a_classification_model_and_shows_its_charts(
+    celery_worker: Worker, classification: Challenge, student: User, demo_models: dict[str, Path]
+) -> None:
+    """The third kind through the same path: upload, worker, sandbox, result page, board."""
+    client = Client()
+    client.force_login(student)
+    with demo_models["classification_pass"].open("rb") as fh:
+        response = client.post(
+            reverse("challenge_detail", args=[classification.slug]), {"file": fh}
+        )
+    assert response.status_code == 302, response.content.decode()
+    submission = Submission.objects.get()
+
+    done = wait_until_done(submission.pk, celery_worker)
+
+    assert done.status == Submission.Status.GRADED, done.error
+    assert done.passed is True and done.score is not None and done.score >= 0.5
+    per_class = done.metrics["per_class_accuracy"]
+    assert len(per_class) == 10 and len(done.metrics["confusion"]) == 10
+    page = client.get(reverse("submission_detail", args=[done.pk])).content.decode()
+    assert '<span class="badge passed">Passed</span>' in page
+    for chart in ("per-class", "confusion"):
+        url = reverse("submission_chart", args=[done.pk, chart])
+        assert url in page
+        svg = client.get(url)
+        assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
+    assert ">confusion matrix on the hidden test set<".lower() in svg.content.decode().lower()
+    board = Client().get(reverse("challenge_leaderboard", args=[classification.slug])).content
+    assert f"{done.score * 100:.2f} %" in board.decode()
+
+
 def test_it_runs_on_the_stack_the_environment_names(celery_worker: Worker) -> None:
     """Guards the second run of ``make test``: PostgreSQL + Redis must really be in use."""
     wants_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
