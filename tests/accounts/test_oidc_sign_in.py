@@ -4,6 +4,7 @@ redirect, the provider's form, the callback, the session; and the refusals."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
@@ -16,7 +17,11 @@ from tests.accounts.conftest import Provider
 def sign_in_at_provider(page: Page, live_server: Any, sub: str) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_role("link", name="Sign in with TUM Login").click()
-    # The provider's own authorization form.
+    # The provider's own authorization form, asked for with state, nonce and PKCE.
+    expect(page.get_by_role("heading", name="Authorize Client")).to_be_visible()
+    asked = parse_qs(urlparse(page.url).query)
+    assert {"state", "nonce", "code_challenge"} <= set(asked)
+    assert asked["code_challenge_method"] == ["S256"]
     page.get_by_placeholder("sub").fill(sub)
     page.get_by_role("button", name="Authorize").click()
 
