@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "courses",
+    "accounts",
     "submissions",
     "leaderboard",
 ]
@@ -184,6 +185,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# Passwords first; the OIDC backend answers only on its callback and only when configured.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.oidc.UniversityOIDCBackend",
+]
 
 # Stored in UTC; each course shows times in its own timezone (Course.timezone).
 TIME_ZONE = "UTC"
@@ -240,13 +246,51 @@ CACHES: dict[str, dict[str, Any]] = {
 
 # --- email ------------------------------------------------------------------------------------
 
+# The demo prints email to the console; production sets the SMTP backend and its host.
+# django.core.mail.backends.filebased.EmailBackend writes one file per connection into
+# EMAIL_FILE_PATH (what the end-to-end tests read invitations from).
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env_path("EMAIL_FILE_PATH", VAR_DIR / "mail")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other")
+# Inviting a roster of 500 must not hang forever on a mail server that stopped answering.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "leaderboard@localhost")
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+
+# --- accounts: invitations, password reset, university sign-in ---------------------------------
+
+#: an invitation link's lifetime (it also stops working once the password is set)
+INVITE_DAYS = env_int("INVITE_DAYS", 14, minimum=1)
+#: a "Forgot your password?" link's lifetime, in seconds (Django's default: three days)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600, minimum=60)
+
+# OpenID Connect (mozilla-django-oidc): on when OIDC_ISSUER is set. Endpoints come from the
+# issuer's discovery document; the provider must list SITE_URL/accounts/oidc/callback/ as a
+# redirect URI of this client.
+OIDC_ISSUER = env_str("OIDC_ISSUER", "").rstrip("/")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID", "")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+#: the button reads "Sign in with <this>"
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "your university")
+#: sign in someone whose verified email matches no account by creating one (else refused:
+#: accounts come from the roster)
+OIDC_CREATE_USERS = env_bool("OIDC_CREATE_USERS", False)
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+#: seconds to wait for the provider (discovery, token, userinfo, keys)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10, minimum=1)
+# A refusal is explained on the sign-in page (a message), not on the home page.
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
 
 # --- grading ----------------------------------------------------------------------------------
 
@@ -351,6 +395,6 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
-        for name in ("leaderboard", "submissions", "worker")
+        for name in ("leaderboard", "submissions", "worker", "accounts")
     },
 }

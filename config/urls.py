@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
@@ -11,7 +10,6 @@ urlpatterns = [
         RedirectView.as_view(url="/admin/courses/%(rest)s", query_string=True, permanent=True),
     ),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("", include("leaderboard.urls")),
 ]

@@ -4,7 +4,8 @@ The file has a header with at least ``username`` (and usually ``email``, ``first
 ``last_name``); other columns are ignored; commas or semicolons separate the fields. A row links
 to an existing account by username, else by email (case-insensitive, only when exactly one
 account has it), else creates one. New accounts get an unusable password: students sign in
-through whatever the university provides or a password reset. Existing accounts are never
+through the university's sign-in, an invitation (``import_roster --invite``, in ``accounts``)
+or "Forgot your password?". Existing accounts are never
 changed, their passwords least of all.
 """
 
@@ -35,6 +36,8 @@ class RosterReport:
     already_enrolled: int = 0
     #: "line 7: ..." for every row that was skipped
     errors: list[str] = field(default_factory=list)
+    #: the accounts of the rows imported (created or linked), for what comes next (invitations)
+    user_ids: list[int] = field(default_factory=list, repr=False, compare=False)
 
     def __str__(self) -> str:
         return (
@@ -77,10 +80,11 @@ def roster_import(
         try:
             # One savepoint per row: a bad row is reported, the others are kept.
             with transaction.atomic():
-                user_created, enrolled = _import_row(semester, row)
+                user_id, user_created, enrolled = _import_row(semester, row)
         except (RowError, IntegrityError) as exc:
             report.errors.append(f"line {line}: {exc}")
         else:
+            report.user_ids.append(user_id)
             report.created_users += user_created
             report.linked_users += not user_created
             report.created_enrollments += enrolled
@@ -108,8 +112,8 @@ def _numbered(
     yield from enumerate(itertools.chain([first], rows), start=2)
 
 
-def _import_row(semester: Semester, row: Mapping[str, str]) -> tuple[bool, bool]:
-    """(account created, enrolment created)"""
+def _import_row(semester: Semester, row: Mapping[str, str]) -> tuple[int, bool, bool]:
+    """(the account's id, account created, enrolment created)"""
     username = (row.get("username") or "").strip()
     email = (row.get("email") or "").strip()
     if not username:
@@ -138,4 +142,4 @@ def _import_row(semester: Semester, row: Mapping[str, str]) -> tuple[bool, bool]
         user.set_unusable_password()
         user.save()
     _, enrolled = Enrollment.objects.get_or_create(user=user, semester=semester)
-    return user_created, enrolled
+    return user.pk, user_created, enrolled

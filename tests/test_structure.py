@@ -16,17 +16,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["eval_data", "grader", "courses", "submissions", "leaderboard", "worker", "config"]
+PACKAGES = [
+    "eval_data",
+    "grader",
+    "courses",
+    "accounts",
+    "submissions",
+    "leaderboard",
+    "worker",
+    "config",
+]
 
 #: who may import whom (README, "Architecture"); benchmarks and tests may import anything
 ALLOWED = {
     "eval_data": set(),
     "grader": {"eval_data"},
     "courses": {"grader", "eval_data"},
+    "accounts": {"courses", "grader", "eval_data"},
     "submissions": {"courses", "grader", "eval_data"},
-    "leaderboard": {"submissions", "courses", "grader", "eval_data"},
+    "leaderboard": {"accounts", "submissions", "courses", "grader", "eval_data"},
     "worker": {"config", "submissions", "courses", "grader", "eval_data"},
-    "config": {"leaderboard", "submissions", "courses"},
+    "config": {"leaderboard", "accounts", "submissions", "courses"},
 }
 #: third-party frameworks the grading libraries never import
 FRAMEWORKS = {"django", "celery", "kombu"}

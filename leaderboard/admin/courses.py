@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from accounts.invitations import invitations_send
 from courses.models import Challenge, Course, Enrollment, Semester
 from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
@@ -44,7 +45,7 @@ class SemesterAdmin(admin.ModelAdmin):
     list_select_related = ["course"]
     search_fields = ["title", "slug", "course__title"]
     readonly_fields = ["closed_at"]
-    actions = ["close", "reopen"]
+    actions = ["close", "reopen", "invite"]
     change_form_template = "leaderboard/admin/semester_change_form.html"
 
     @admin.action(
@@ -68,6 +69,14 @@ class SemesterAdmin(admin.ModelAdmin):
     @admin.action(description="Reopen semester", permissions=["change"])
     def reopen(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
         self.message_user(request, f"{semesters_reopen(queryset)} semester(s) reopened.")
+
+    @admin.action(
+        description="Send invitations to students who never signed in", permissions=["change"]
+    )
+    def invite(self, request: HttpRequest, queryset: QuerySet[Semester]) -> None:
+        for semester in queryset.select_related("course"):
+            report = invitations_send(semester, sent_by=request.user)  # type: ignore[arg-type]
+            self.message_user(request, f"{semester}: {report}.")
 
     def get_urls(self) -> list[URLPattern]:
         roster = path(

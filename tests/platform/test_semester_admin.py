@@ -89,3 +89,39 @@ def test_it_refuses_the_roster_upload_to_staff_without_change_permission(client,
     )
 
     assert response.status_code == 403
+
+
+def test_it_sends_invitations_from_the_semester_list_and_counts_them(client, staff, semester):
+    from django.core import mail
+
+    from accounts.models import Invitation
+    from courses.roster import roster_import
+
+    roster_import(semester, ROSTER.decode())
+    client.force_login(staff)
+
+    first = client.post(
+        "/admin/courses/semester/",
+        {"action": "invite", "_selected_action": [semester.pk]},
+        follow=True,
+    )
+    second = client.post(
+        "/admin/courses/semester/",
+        {"action": "invite", "_selected_action": [semester.pk]},
+        follow=True,
+    )
+
+    assert "1 invitation(s) sent, 0 already invited" in first.content.decode()
+    assert "0 invitation(s) sent, 1 already invited" in second.content.decode()
+    assert [m.to for m in mail.outbox] == [["ada@uni.example"]]
+    assert Invitation.objects.get().sent_by == staff
+
+
+def test_it_offers_the_invite_action_only_to_staff_who_may_change_semesters(client, semester):
+    viewer = make_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_semester"))
+    client.force_login(viewer)
+
+    page = client.get("/admin/courses/semester/").content.decode()
+
+    assert "Send invitations to students who never signed in" not in page

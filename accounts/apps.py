@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """The account life cycle: invitations, password reset and change, single sign-on.
+
+    It sits above ``courses`` (an invitation names a semester and a handle) and below the site
+    (README, "Architecture"); ``courses`` never imports it, so roster import with ``--invite``
+    is this app's command, wrapping ``courses.roster``.
+    """
+
+    name = "accounts"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,189 @@
+"""Account flows end to end: Debian's chromium (Playwright) against pytest-django's live server,
+email through Django's file-based backend (real files), and a real OpenID provider process
+(``oidc-provider-mock``) on 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from courses.models import Course, Semester
+
+CHROMIUM = "/usr/bin/chromium"
+PROVIDER_READY_SECONDS = 30
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.path)).is_relative_to(here):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make install-dev` (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls around it are
+    # still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    yield tab
+    context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Provider:
+    """The OpenID provider process and the users it knows."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[str]) -> None:
+        self.url = url
+        self.proc = proc
+
+    def user_set(self, sub: str, **claims: Any) -> None:
+        response = requests.put(f"{self.url}/users/{quote(sub, safe='')}", json=claims, timeout=10)
+        assert response.status_code == 204, response.text
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("oidc") / "provider.log").open("w")
+    proc = subprocess.Popen(
+        # --require-nonce: the provider refuses a client that forgets the nonce.
+        [
+            sys.executable,
+            "-m",
+            "oidc_provider_mock",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--require-nonce",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + PROVIDER_READY_SECONDS
+    while True:
+        try:
+            if requests.get(f"{url}/.well-known/openid-configuration", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the OpenID provider did not start: {Path(log.name).read_text()}")
+        time.sleep(0.1)
+    yield Provider(url, proc)
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(autouse=True)
+def accounts_settings(settings: Any, tmp_path: Path, live_server: Any) -> Any:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.SITE_URL = live_server.url
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = tmp_path / "mail"
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STATIC_ROOT.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    return settings
+
+
+@pytest.fixture
+def oidc_settings(settings: Any, oidc_provider: Provider) -> Any:
+    settings.OIDC_ISSUER = oidc_provider.url
+    settings.OIDC_CLIENT_ID = "leaderboard"
+    settings.OIDC_CLIENT_SECRET = "leaderboard-secret"
+    settings.OIDC_PROVIDER_NAME = "TUM Login"
+    settings.OIDC_CREATE_USERS = False
+    return settings
+
+
+@pytest.fixture
+def semester(transactional_db: Any) -> Semester:
+    course = Course.objects.create(
+        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
+    )
+    return Semester.objects.create(
+        course=course,
+        slug="ws2026",
+        title="Winter 2026/27",
+        starts_on="2026-10-01",
+        is_current=True,
+    )
+
+
+def mails(folder: Path) -> list[str]:
+    """Every email the file-based backend wrote, oldest first."""
+    if not folder.exists():
+        return []
+    files = sorted(folder.iterdir(), key=lambda path: path.stat().st_mtime_ns)
+    return [
+        message
+        for path in files
+        for message in path.read_text().split("-" * 79 + "\n")
+        if message.strip()
+    ]
+
+
+def link_in(message: str, path_prefix: str) -> str:
+    match = re.search(rf"https?://\S+{re.escape(path_prefix)}\S+", message)
+    assert match, f"no {path_prefix} link in:\n{message}"
+    return match.group(0)
+
+
+def roster_user(username: str, email: str) -> User:
+    user = User(username=username, email=email)
+    user.set_unusable_password()
+    user.save()
+    return user

@@ -1,0 +1,57 @@
+"""The done-when of password reset: a roster account (no usable password) asks for a link on
+the sign-in page, reads it from the file-based email backend, sets a password and signs in;
+the link then fails. An unknown address gets the same page and no email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from courses.models import Enrollment, Semester
+from courses.roster import roster_import
+from tests.accounts.conftest import link_in, mails
+
+PASSWORD = "correct horse battery staple"
+
+
+def ask_for_a_link(page: Page, live_server: Any, email: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Send the link").click()
+
+
+def test_it_lets_a_roster_account_set_its_password_by_email(
+    page: Page, live_server: Any, accounts_settings: Any, semester: Semester
+) -> None:
+    roster_import(semester, "username,email\nada,Ada@Uni.example\n")
+
+    ask_for_a_link(page, live_server, "ada@uni.example")
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    [message] = mails(accounts_settings.EMAIL_FILE_PATH)
+    link = link_in(message, "/accounts/reset/")
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill(PASSWORD)
+    page.get_by_label("New password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+    page.get_by_role("link", name="Sign in").last.click()
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="My courses")).to_be_visible()
+    handle = Enrollment.objects.get(user__username="ada").handle
+    expect(page.get_by_text(f"You take part as {handle}")).to_be_visible()
+    page.goto(link)
+    expect(page.get_by_role("heading", name="This link no longer works")).to_be_visible()
+
+
+def test_it_answers_an_unknown_address_with_the_same_page_and_sends_nothing(
+    page: Page, live_server: Any, accounts_settings: Any, semester: Semester
+) -> None:
+    ask_for_a_link(page, live_server, "nobody@uni.example")
+
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    assert mails(accounts_settings.EMAIL_FILE_PATH) == []
