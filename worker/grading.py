@@ -28,6 +28,7 @@ from grader.errors import GraderError, GradingError, PlatformError
 from grader.evaluate import evaluate, sample_picture
 from grader.limits import MB, Limits
 from grader.runners import Runner, make_runner
+from grader.sandbox.bwrap import gpu_index
 from grader.sandbox.job import MIN_JOB_UID
 from submissions.models import Submission
 from submissions.results import GradingOutcome, Worker
@@ -47,7 +48,11 @@ def get_runner() -> Runner:
     sandboxed = bool(settings.GRADER_SANDBOX)
     if sandboxed not in _runners:
         try:
-            _runners[sandboxed] = make_runner(sandboxed=sandboxed, uid=sandbox_uid())
+            _runners[sandboxed] = make_runner(
+                sandboxed=sandboxed,
+                uid=sandbox_uid(),
+                gpu=gpu_index(settings.GRADER_DEVICE),
+            )
         except ImportError as exc:
             raise PlatformError(
                 "sandbox_unavailable", "this worker cannot start the sandbox", str(exc)
