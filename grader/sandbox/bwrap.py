@@ -91,6 +91,11 @@ def _parents(paths: Iterable[str]) -> list[str]:
 
 #: the driver's shared nodes: every CUDA process opens these, whichever GPU it uses
 GPU_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+#: The zygote sees no GPU: torch's "is CUDA available?" (export's fake tensors ask it while
+#: the zygote warms up) then answers from these variables, without starting the driver in the
+#: process every job is forked from. A GPU job makes its GPU visible after the fork
+#: (``grader.sandbox.job``) and starts CUDA itself.
+ZYGOTE_CUDA_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
 #: where the host's device nodes are
 DEV = "/dev"
 
@@ -156,18 +161,7 @@ def command(
     # folder, small, and never seen by a job, which mounts a fresh one over it.
     args += ["--perms", "0700", "--size", str(16 << 20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     args += ["--chdir", "/"]
-    env = clean_env(
-        {
-            "PYTHONPATH": inside(layout.repo),
-            "TMPDIR": "/tmp",
-            # The zygote sees no GPU: torch's "is CUDA available?" (export's fake tensors ask it
-            # while warming up) then answers from the variable, without starting the driver in
-            # the process every job is forked from. A GPU job makes its GPU visible after the
-            # fork (``grader.sandbox.job``) and starts CUDA itself.
-            "CUDA_VISIBLE_DEVICES": "",
-            "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
-        }
-    )
+    env = clean_env({"PYTHONPATH": inside(layout.repo), "TMPDIR": "/tmp", **ZYGOTE_CUDA_ENV})
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
     args += [
