@@ -5,6 +5,7 @@ forked from) never initialises CUDA, which does not survive a fork.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -125,3 +126,34 @@ def test_it_tells_when_a_process_has_initialised_cuda() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def gpu_check(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_it_skips_the_gpu_check_on_a_machine_without_cuda() -> None:
+    # No GPU visible, whether the machine has one or not.
+    done = gpu_check(CUDA_VISIBLE_DEVICES="")
+
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA GPU on this machine" in done.stdout
+    assert "the GPU checks are skipped" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_it_runs_the_gpu_checks_comparison_with_the_cpu_on_both_sides() -> None:
+    done = gpu_check("--quick", "--second-device", "cpu")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "score: keypoint seed model" in done.stdout
+    assert "per-job overhead on cpu" in done.stdout
+    assert "2/2 checks passed" in done.stdout
