@@ -85,9 +85,11 @@ def referenced_objects(rows: Iterable[tuple[str, Any]]) -> list[str]:
 
 def backup(target: Path, say: Say) -> dict[str, Any]:
     """Write the snapshot and its manifest into ``target`` (created; must be empty)."""
-    target.mkdir(parents=True, exist_ok=True)
+    # The dump holds password hashes and API tokens: readable by its owner only.
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(target.iterdir()):
         raise BackupError(f"{target} is not empty: a backup goes into a folder of its own")
+    target.chmod(0o700)
     if connection.vendor == "postgresql":
         dump, names = _dump_postgres(target / PG_DUMP, say)
     elif connection.vendor == "sqlite":
@@ -111,6 +113,8 @@ def backup(target: Path, say: Say) -> dict[str, Any]:
         "objects": objects,
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    for path in (dump, target / MANIFEST):
+        path.chmod(0o600)
     say(f"manifest: {len(objects)} object(s)")
     return manifest
 

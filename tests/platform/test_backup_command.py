@@ -43,6 +43,9 @@ def test_it_writes_the_database_and_a_manifest_with_checksums(tmp_path, enrollme
         key=lambda o: o["name"],
     )
     assert "objects: 2/2 checksummed" in out.getvalue()
+    # Password hashes and API tokens: for the owner's eyes only.
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "b").iterdir()} == {0o600}
     assert "backed up to" in out.getvalue()
 
 
