@@ -109,7 +109,7 @@ def grade_both(runner: object, sets: dict[str, Path], todo: list, second: str) -
 
     rows = []
     for name, task, path in todo:
-        seen: dict[str, tuple[float, float]] = {}
+        seen: list[tuple[float, float]] = []
         for device in ("cpu", second):
             started = time.perf_counter()
             evaluation = evaluate(
@@ -121,9 +121,9 @@ def grade_both(runner: object, sets: dict[str, Path], todo: list, second: str) -
                 device=device,
                 batch_size=BATCH,
             )
-            seen[device] = (evaluation.score, time.perf_counter() - started)
-            print(f"  {name} on {device}: {evaluation.score:.6g} ({seen[device][1]:.2f} s)")
-        (a, ta), (b, tb) = seen["cpu"], seen[second]
+            seen.append((evaluation.score, time.perf_counter() - started))
+            print(f"  {name} on {device}: {evaluation.score:.6g} ({seen[-1][1]:.2f} s)")
+        (a, ta), (b, tb) = seen
         diff = relative(a, b)
         verdict = (
             f"ok (rel {diff:.1e})" if diff <= RELATIVE_TOLERANCE else f"DIFFER (rel {diff:.1e})"
