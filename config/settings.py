@@ -17,6 +17,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,18 @@ def env_json(name: str, default: dict[str, Any]) -> dict[str, Any]:
 
 def env_path(name: str, default: Path) -> Path:
     return Path(os.environ.get(name) or default).resolve()
+
+
+def _s3_client_config() -> Any:
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 5, minimum=1),
+        read_timeout=env_int("AWS_S3_READ_TIMEOUT", 60, minimum=1),
+        retries={"max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3, minimum=1), "mode": "standard"},
+        # Path-style URLs work with every S3-compatible server (MinIO, moto, Ceph), not only AWS.
+        s3={"addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "path")},
+    )
 
 
 # --- core -------------------------------------------------------------------------------------
@@ -220,8 +233,41 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 # MEDIA_URL is deliberately not routed: uploaded models are never downloadable by URL.
 MEDIA_URL = "/media/"
+
+# --- object storage ---------------------------------------------------------------------------
+
+# Uploads and pictures go through Django's storage API. ``local`` (the default) keeps them under
+# MEDIA_ROOT, which only works while the web process and every worker share one disk;
+# ``s3`` puts them in any S3-compatible store (AWS, MinIO, Ceph, ...) so workers on other hosts
+# read the same objects. Configured with django-storages' usual AWS_* variables.
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r}: use 'local' or 's3'")
+_default_storage: dict[str, Any] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if MEDIA_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", ""),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            # Objects are private: students reach pictures only through the app's own views,
+            # which check who may see them, and models are never downloadable at all.
+            "default_acl": "private",
+            "querystring_auth": True,
+            # Two uploads never share a name (a uuid per submission); a re-drawn picture
+            # replaces the old one on purpose.
+            "file_overwrite": True,
+            # Bounded retries: an outage answers the upload with 503 in seconds, not minutes.
+            "client_config": _s3_client_config(),
+        },
+    }
+    if not _default_storage["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
 STORAGES: dict[str, dict[str, Any]] = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -331,6 +377,22 @@ GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
 #: staff-only model log kept per grading run
 GRADER_LOG_KEEP_CHARS = env_int("GRADER_LOG_KEEP_CHARS", 20_000, minimum=0)
 
+# --- queues: which worker grades what ---------------------------------------------------------
+
+# A challenge names the device its grading needs (Challenge.device: cpu or gpu); its jobs go to
+# that device's queue. A worker serves the queues of what it has: a CPU worker ``cpu``, a GPU
+# worker ``gpu`` and, so that a site with only GPU workers still grades everything, ``cpu``.
+#: the queues' common prefix: two sites sharing one broker (staging, production) pick their own
+GRADER_QUEUE_PREFIX = env_str("GRADER_QUEUE_PREFIX", "grade-")
+#: the devices whose queues this worker consumes (web hosts ignore it)
+GRADER_SERVES = env_list(
+    "GRADER_SERVES", ["gpu", "cpu"] if GRADER_DEVICE.startswith("cuda") else ["cpu"]
+)
+if not GRADER_SERVES or not set(GRADER_SERVES) <= {"cpu", "gpu"}:
+    raise ImproperlyConfigured(f"GRADER_SERVES={GRADER_SERVES!r}: a list of 'cpu' and 'gpu'")
+if "gpu" in GRADER_SERVES and not GRADER_DEVICE.startswith("cuda"):
+    raise ImproperlyConfigured("GRADER_SERVES has 'gpu' but GRADER_DEVICE is not cuda:N")
+
 # --- Celery -----------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -358,6 +420,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **env_json("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Untargeted tasks (the sweep) go to the CPU queue, which every worker serves by default.
+CELERY_TASK_DEFAULT_QUEUE = f"{GRADER_QUEUE_PREFIX}cpu"
+# What ``celery -A worker worker`` consumes without ``-Q``.
+CELERY_TASK_QUEUES = [Queue(f"{GRADER_QUEUE_PREFIX}{device}") for device in GRADER_SERVES]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # The database is the source of truth; nothing reads task results.

@@ -112,6 +112,11 @@ class Semester(models.Model):
 
 
 class Challenge(models.Model):
+    class Device(models.TextChoices):
+        # What grading needs, not where it runs: a GPU worker also takes CPU challenges' jobs.
+        CPU = "cpu", "CPU"
+        GPU = "gpu", "GPU"
+
     semester = models.ForeignKey(Semester, on_delete=models.PROTECT, related_name="challenges")
     task = models.CharField(max_length=32, choices=task_choices)
     #: unique across courses and semesters: the API addresses a challenge by slug alone
@@ -134,6 +139,13 @@ class Challenge(models.Model):
         max_length=255,
         validators=[validate_data_dir],
         help_text="hidden test set, relative to GRADER_DATA_ROOT on the workers",
+    )
+    #: the queue its jobs go to: only workers with a GPU serve ``gpu``
+    device = models.CharField(
+        max_length=8,
+        choices=Device.choices,
+        default=Device.CPU,
+        help_text="GPU: graded only by workers with a GPU (GRADER_DEVICE=cuda:N)",
     )
     #: the metric that ranks and passes, if not the kind's default (one of its ranked_options)
     ranked_by = models.CharField(

@@ -25,6 +25,7 @@ from submissions.access import visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
 from submissions.models import ApiToken
 from submissions.services import SubmissionRefused, submission_create
+from submissions.storage import StorageUnavailable
 
 View = Callable[..., HttpResponse]
 
@@ -138,6 +139,8 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
         )
     except SubmissionRefused as exc:
         return error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+    except StorageUnavailable:
+        return error(503, "storage_unavailable", "the file store is not available; try again")
     url = request.build_absolute_uri(reverse("api_submission_detail", args=[submission.pk]))
     response = JsonResponse(
         {"id": str(submission.pk), "status": submission.status, "url": url}, status=201

@@ -7,4 +7,8 @@ class SubmissionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the signals that keep each student's standing up to date.
-        from submissions import standings  # noqa: F401
+        # Registers the object store's start-up check.
+        from submissions import (
+            checks,  # noqa: F401
+            standings,  # noqa: F401
+        )

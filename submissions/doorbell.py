@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -24,14 +25,23 @@ REGRADE_ATTEMPT = "worker.tasks.regrade_attempt"
 SWEEP_STUCK = "worker.tasks.sweep_stuck"
 
 
-def ring(task: str, arg: Any, *, soft: int, hard: int) -> None:
-    """Send one message now, with the job's Celery time limits."""
-    current_app.send_task(task, args=[arg], soft_time_limit=soft, time_limit=hard)
+def queue_for(device: str) -> str:
+    """The queue of the workers that serve ``device`` (``cpu`` or ``gpu``, a challenge's)."""
+    return f"{settings.GRADER_QUEUE_PREFIX}{device}"
 
 
-def ring_after_commit(task: str, arg: Any, *, soft: int, hard: int) -> None:
+def ring(task: str, arg: Any, *, soft: int, hard: int, device: str = "cpu") -> None:
+    """Send one message now to the device's queue, with the job's Celery time limits."""
+    current_app.send_task(
+        task, args=[arg], soft_time_limit=soft, time_limit=hard, queue=queue_for(device)
+    )
+
+
+def ring_after_commit(task: str, arg: Any, *, soft: int, hard: int, device: str = "cpu") -> None:
     """Send one message once the current transaction commits; a failure is logged only."""
-    after_commit(ring, task, arg, soft=soft, hard=hard, what=f"sending {task}({arg!r})")
+    after_commit(
+        ring, task, arg, soft=soft, hard=hard, device=device, what=f"sending {task}({arg!r})"
+    )
 
 
 def after_commit(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> None:

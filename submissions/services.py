@@ -18,6 +18,7 @@ from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
 from submissions import doorbell
 from submissions.models import Submission
+from submissions.storage import StorageUnavailable, store_errors
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,10 @@ def submission_create(
     fmt: str,
     now: datetime | None = None,
 ) -> Submission:
-    """Store an upload that passed the form's checks, create it queued, queue it after commit."""
+    """Store an upload that passed the form's checks, create it queued, queue it after commit.
+
+    Raises ``StorageUnavailable`` when the object store is down; nothing is then recorded.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         # Serialise uploads of one student so two at once cannot both take the last quota slot
@@ -124,7 +128,12 @@ def submission_create(
             created_at=now,
             queued_at=now,
         )
-        submission.file.save("upload.bin", upload, save=False)
+        try:
+            submission.file.save("upload.bin", upload, save=False)
+        except store_errors() as exc:
+            # Nothing is written yet: the transaction rolls back, no row without its file.
+            logger.error("submission upload: the object store failed: %s", exc)
+            raise StorageUnavailable(str(exc)) from exc
         try:
             submission.save(force_insert=True)
             submission_enqueue(submission)
@@ -158,4 +167,10 @@ def submission_enqueue(submission: Submission) -> None:
     A broker that is down is only logged: the row stays queued and the sweep sends it again.
     """
     soft, hard = grading_time_limits(submission.challenge)
-    doorbell.ring_after_commit(doorbell.GRADE_SUBMISSION, str(submission.pk), soft=soft, hard=hard)
+    doorbell.ring_after_commit(
+        doorbell.GRADE_SUBMISSION,
+        str(submission.pk),
+        soft=soft,
+        hard=hard,
+        device=submission.challenge.device,
+    )

@@ -177,5 +177,8 @@ def regrade_runs_sweep(now: datetime) -> RunSweep:
 
 
 def _ring(run: GradingRun) -> None:
-    soft, hard = grading_time_limits(run.submission.challenge)
-    doorbell.ring_after_commit(doorbell.REGRADE_ATTEMPT, run.pk, soft=soft, hard=hard)
+    challenge = run.submission.challenge
+    soft, hard = grading_time_limits(challenge)
+    doorbell.ring_after_commit(
+        doorbell.REGRADE_ATTEMPT, run.pk, soft=soft, hard=hard, device=challenge.device
+    )

@@ -42,22 +42,43 @@ def test_it_runs_gunicorn_with_static_files_on_the_web_container(compose: dict[s
     assert not any("hidden" in v for v in web["volumes"])
 
 
-def test_it_gives_each_worker_one_gpu_and_the_hidden_data_read_only(
+def workers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in compose["services"].items() if k.startswith("worker")}
+
+
+def test_it_runs_every_worker_sandboxed_with_the_hidden_data_read_only(
     compose: dict[str, Any],
 ) -> None:
-    workers = {k: v for k, v in compose["services"].items() if k.startswith("worker")}
-    for worker in workers.values():
+    for worker in workers(compose).values():
         assert "--concurrency=1" in worker["command"]
         assert "--prefetch-multiplier=1" in worker["command"]
         assert "hidden:/srv/hidden:ro" in worker["volumes"]
-        devices = worker["deploy"]["resources"]["reservations"]["devices"]
-        assert devices[0]["driver"] == "nvidia" and len(devices[0]["device_ids"]) == 1
-        assert worker["environment"]["GRADER_DEVICE"] == f"cuda:{devices[0]['device_ids'][0]}"
         # The sandbox needs namespaces, never a privileged container.
         assert not worker.get("privileged")
         assert "ALL" not in worker.get("cap_add", [])
         profile = next(o for o in worker["security_opt"] if o.startswith("seccomp="))
         assert (ROOT / profile.split("=", 1)[1]).is_file()
+    # Jobs of one uid share the kernel's process limit: no two workers share a uid.
+    uids = [int(w["environment"]["GRADER_SANDBOX_UID"]) for w in workers(compose).values()]
+    assert len(set(uids)) == len(uids)
+
+
+def test_it_gives_each_gpu_worker_one_gpu(compose: dict[str, Any]) -> None:
+    gpu_workers = {k: v for k, v in workers(compose).items() if k.startswith("worker-gpu")}
+    assert gpu_workers
+    for name, worker in gpu_workers.items():
+        devices = worker["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia" and len(devices[0]["device_ids"]) == 1
+        index = devices[0]["device_ids"][0]
+        assert name == f"worker-gpu{index}"
+        assert worker["environment"]["GRADER_DEVICE"] == f"cuda:{index}"
+
+
+def test_it_has_a_cpu_worker_for_challenges_that_need_no_gpu(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker-cpu"]
+    assert worker["environment"]["GRADER_DEVICE"] == "cpu"
+    assert worker["environment"]["GRADER_SERVES"] == "cpu"
+    assert "deploy" not in worker
 
 
 def test_it_points_the_app_at_postgres_and_redis(compose: dict[str, Any]) -> None:

@@ -21,15 +21,18 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.files.storage import Storage
 
 import eval_data
 from grader.errors import GraderError, GradingError, PlatformError
 from grader.evaluate import evaluate, sample_picture
 from grader.limits import MB, Limits
 from grader.runners import Runner, make_runner
+from grader.sandbox.bwrap import gpu_index
 from grader.sandbox.job import MIN_JOB_UID
 from submissions.models import Submission
 from submissions.results import GradingOutcome, Worker
+from submissions.storage import store_errors
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ def get_runner() -> Runner:
     sandboxed = bool(settings.GRADER_SANDBOX)
     if sandboxed not in _runners:
         try:
-            _runners[sandboxed] = make_runner(sandboxed=sandboxed, uid=sandbox_uid())
+            _runners[sandboxed] = make_runner(
+                sandboxed=sandboxed,
+                uid=sandbox_uid(),
+                gpu=gpu_index(settings.GRADER_DEVICE),
+            )
         except ImportError as exc:
             raise PlatformError(
                 "sandbox_unavailable", "this worker cannot start the sandbox", str(exc)
@@ -110,18 +117,41 @@ def data_dir_for(submission: Submission) -> Path:
     return path
 
 
+CHUNK_BYTES = 1024 * 1024
+
+
+def stored_chunks(storage: Storage, name: str) -> Iterator[bytes]:
+    """The stored object's bytes as they arrive. From S3 straight off the response body: the
+    storage's own ``open`` would first spool the whole object into another temp file."""
+    bucket = getattr(storage, "bucket", None)
+    if bucket is not None:
+        key = storage._normalize_name(name)  # type: ignore[attr-defined]
+        body = bucket.Object(key).get()["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK_BYTES)
+        finally:
+            body.close()
+        return
+    with storage.open(name, "rb") as src:
+        yield from src.chunks(CHUNK_BYTES)
+
+
 @contextmanager
 def fetched(submission: Submission) -> Iterator[Path]:
-    """The upload copied from storage (maybe remote) to a private temp file, checksum verified."""
+    """The upload streamed from storage (maybe remote) into a private temp dir, checksum verified.
+
+    The one copy on this host lives only while the job runs: the directory goes with the
+    context, whatever happens in it.
+    """
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         path = Path(tmp) / "model.bin"
         digest = hashlib.sha256()
         try:
-            with submission.file.open("rb") as src, path.open("wb") as dst:
-                for chunk in src.chunks():
+            with path.open("wb") as dst:
+                for chunk in stored_chunks(submission.file.storage, submission.file.name or ""):
                     digest.update(chunk)
                     dst.write(chunk)
-        except OSError as exc:
+        except (OSError, *store_errors()) as exc:  # type: ignore[misc]
             raise PlatformError("storage", "the uploaded file could not be read", str(exc)) from exc
         if digest.hexdigest() != submission.sha256:
             raise PlatformError(

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 
 from config.celery import app
@@ -17,10 +17,21 @@ from grader.errors import PlatformError
 from submissions.doorbell import GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
 from submissions.regrade.attempts import attempt_open, attempt_record
 from submissions.results import grading_open, grading_record
+from submissions.storage import storage_problem
 from submissions.sweep import submissions_sweep
 from worker.grading import evaluate_submission, get_runner, this_worker
 
 logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _check_store(**_: Any) -> None:
+    # A worker that cannot read uploads would fail every job after its retries: refuse to start
+    # instead, saying why (SystemExit passes through Celery's signal dispatch; others do not).
+    problem = storage_problem()
+    if problem is not None:
+        logger.critical("this worker cannot start: %s", problem)
+        raise SystemExit(f"worker start-up: MEDIA_STORAGE=s3: {problem}")
 
 
 @worker_process_init.connect

@@ -98,12 +98,15 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def make_runner(*, sandboxed: bool = True, own_code: bool = False, uid: int = 65534) -> Runner:
+def make_runner(
+    *, sandboxed: bool = True, own_code: bool = False, uid: int = 65534, gpu: int | None = None
+) -> Runner:
     """Return the sandboxed runner, or raise ``PlatformError`` if this host cannot sandbox.
 
     There is no silent fallback: an unsandboxed runner is only returned when asked for.
     ``own_code`` (a student checking their own files on their own machine) also lets that
-    runner execute the course zip's Python code.
+    runner execute the course zip's Python code. ``gpu``: the index of the one GPU the
+    sandbox's jobs may open (``cuda:N``'s N), None for CPU only.
     """
     if not sandboxed:
         from grader.runners.process import ProcessRunner
@@ -111,4 +114,5 @@ def make_runner(*, sandboxed: bool = True, own_code: bool = False, uid: int = 65
         return ProcessRunner(allow_course_zip=own_code)
     from grader.sandbox import SandboxRunner
 
-    return SandboxRunner.create(uid=uid)
+    # ``gpu``: the GPU the jobs grade on, bound in from the start so the first job starts warm.
+    return SandboxRunner.create(uid=uid, gpu=gpu)

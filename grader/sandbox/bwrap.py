@@ -12,7 +12,6 @@ uid (see ``zygote``), keeping only the capabilities the zygote needs to build ea
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from collections.abc import Iterable
@@ -90,14 +89,37 @@ def _parents(paths: Iterable[str]) -> list[str]:
     return seen
 
 
-def gpu_devices() -> list[str]:
-    """Device nodes CUDA opens. Untested here (no GPU on the CI machines): the driver's
-    libraries come with /usr, so the nodes are all a cuda job adds."""
-    return sorted(glob.glob("/dev/nvidia*"))
+#: the driver's shared nodes: every CUDA process opens these, whichever GPU it uses
+GPU_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+#: The zygote sees no GPU: torch's "is CUDA available?" (export's fake tensors ask it while
+#: the zygote warms up) then answers from these variables, without starting the driver in the
+#: process every job is forked from. A GPU job makes its GPU visible after the fork
+#: (``grader.sandbox.job``) and starts CUDA itself.
+ZYGOTE_CUDA_ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+#: where the host's device nodes are
+DEV = "/dev"
+
+
+def gpu_index(device: str) -> int | None:
+    """The GPU of a ``cuda:N`` device (``cuda`` is GPU 0); None for the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    _, _, index = device.partition(":")
+    return int(index or 0)
+
+
+def gpu_devices(index: int, dev: str | None = None) -> list[str]:
+    """The device nodes a job on GPU ``index`` gets: the driver's shared nodes and that one
+    GPU's ``/dev/nvidiaN``, never another GPU's. CUDA skips GPUs whose node it cannot open, so
+    inside the sandbox the job sees exactly one GPU, as ``cuda:0``. (N is the driver's minor
+    number, the index ``nvidia-smi`` shows.) The driver's libraries come with /usr."""
+    root = dev or DEV
+    names = [*GPU_CONTROL_NODES, f"nvidia{index}"]
+    return sorted(path for name in names if os.path.exists(path := os.path.join(root, name)))
 
 
 def command(
-    bwrap: str, layout: Layout, control_fd: int, *, gpu: bool = False, uid: int = 65534
+    bwrap: str, layout: Layout, control_fd: int, *, gpu: int | None = None, uid: int = 65534
 ) -> list[str]:
     args = [
         bwrap,
@@ -125,8 +147,8 @@ def command(
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     args += ["--dev", "/dev", "--proc", "/proc"]
-    if gpu:
-        for node in gpu_devices():
+    if gpu is not None:
+        for node in gpu_devices(gpu):
             args += ["--dev-bind", node, node]
     binds = [*layout.runtime, *layout.packages]
     # Folders bwrap creates for bind targets would otherwise be 0700 root: uid 65534 could not
@@ -139,7 +161,7 @@ def command(
     # folder, small, and never seen by a job, which mounts a fresh one over it.
     args += ["--perms", "0700", "--size", str(16 << 20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     args += ["--chdir", "/"]
-    env = clean_env({"PYTHONPATH": inside(layout.repo), "TMPDIR": "/tmp"})
+    env = clean_env({"PYTHONPATH": inside(layout.repo), "TMPDIR": "/tmp", **ZYGOTE_CUDA_ENV})
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
     args += [

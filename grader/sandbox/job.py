@@ -126,6 +126,10 @@ def _worker(spec: dict[str, Any], fds: list[int], ready: int) -> None:
         os._exit(1)
     if spec.get("probe"):
         os._exit(_probe(job_uid(spec)))
+    if str(spec["device"]).startswith("cuda"):
+        # The zygote ran with no GPU visible, so it never initialised CUDA (a context does not
+        # survive fork): this job initialises it itself, on the one GPU bound into the sandbox.
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
     from grader import child
 
     try:

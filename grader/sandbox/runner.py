@@ -79,8 +79,9 @@ class _Zygote:
     """A running zygote: the bwrap process, the control socket, and a thread reading replies."""
 
     def __init__(
-        self, bwrap_path: str, layout: bwrap.Layout, gpu: bool, timeout: float, uid: int
+        self, bwrap_path: str, layout: bwrap.Layout, gpu: int | None, timeout: float, uid: int
     ) -> None:
+        #: the one GPU its jobs can open, or None (CPU only)
         self.gpu = gpu
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = bwrap.command(bwrap_path, layout, theirs.fileno(), gpu=gpu, uid=uid)
@@ -171,7 +172,8 @@ class _Zygote:
         spec = {
             "type": "run",
             "job": job_id,
-            "device": job.device,
+            # The job sees only its own GPU, which is therefore always its cuda:0.
+            "device": "cpu" if bwrap.gpu_index(job.device) is None else "cuda:0",
             "memory_bytes": limits.memory_bytes,
             "cpu_seconds": limits.cpu_seconds,
             "wall_seconds": limits.wall_seconds,
@@ -276,7 +278,7 @@ class SandboxRunner:
         cls,
         bwrap: str | None = None,
         *,
-        gpu: bool = False,
+        gpu: int | None = None,
         start_timeout: float = 120.0,
         uid: int = NOBODY,
     ) -> SandboxRunner:
@@ -292,10 +294,11 @@ class SandboxRunner:
         runner._ensure(gpu)
         return runner
 
-    def _ensure(self, gpu: bool) -> _Zygote:
+    def _ensure(self, gpu: int | None) -> _Zygote:
+        """A live zygote whose jobs can open GPU ``gpu`` (any zygote serves CPU jobs)."""
         with self._lock:
             zygote = self._zygote
-            if zygote is None or not zygote.alive or (gpu and not zygote.gpu):
+            if zygote is None or not zygote.alive or (gpu is not None and zygote.gpu != gpu):
                 if zygote is not None:
                     zygote.close()
                 zygote = self._zygote = _Zygote(
@@ -306,7 +309,7 @@ class SandboxRunner:
     def predict(
         self, job: Job, inputs: np.ndarray, max_output_bytes: int, progress: Progress | None = None
     ) -> Prediction:
-        zygote = self._ensure(job.device.startswith("cuda"))
+        zygote = self._ensure(bwrap.gpu_index(job.device))
         process = zygote.start(job)
         try:
             return run_protocol(process, job, inputs, max_output_bytes, progress, process.kill)

@@ -198,8 +198,18 @@ class Zygote:
         return ""
 
 
+def cuda_touched() -> bool:
+    """Whether this process has initialised CUDA. The zygote must not: a CUDA context does not
+    survive fork, so a job forked after it would fail on its GPU. Each job on a GPU initialises
+    CUDA itself, in its own process, after the fork. (``is_initialized`` reads torch's own
+    flag; it does not itself touch the driver, unlike ``is_available`` or ``device_count``.)"""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
 def warm_up() -> None:
-    """Import and exercise everything a job uses, so each fork starts warm."""
+    """Import and exercise everything a job uses, so each fork starts warm; CPU only: nothing
+    here may ask torch about CUDA (``cuda_touched``)."""
     import numpy as np
     import torch
     from onnx import TensorProto, helper
@@ -242,6 +252,8 @@ def main(argv: list[str]) -> int:
     stage = "warm_up"
     try:
         warm_up()
+        if cuda_touched():
+            raise RuntimeError("the zygote initialised CUDA: forked GPU jobs would fail")
         stage = "self_test"
         problem = Zygote(control, uid).self_test()
     except BaseException:

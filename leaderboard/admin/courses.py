@@ -117,7 +117,7 @@ class ChallengeAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug"]
     fieldsets = [
         (None, {"fields": ["semester", "task", "slug", "title", "description"]}),
-        ("Grading", {"fields": ["deadline", "threshold", "ranked_by", "data_dir"]}),
+        ("Grading", {"fields": ["deadline", "threshold", "ranked_by", "data_dir", "device"]}),
         (
             "Limits",
             {

@@ -30,8 +30,14 @@ from submissions.services import (
     quota_used,
     submission_create,
 )
+from submissions.storage import StorageUnavailable
 
 PAGE_SIZE = 20
+#: the answer to an upload while the object store is down: nothing was stored, try again later
+STORE_DOWN = {
+    "error": "The file store is not available right now; nothing was stored. Try again later.",
+    "code": "storage_unavailable",
+}
 SVG = "image/svg+xml"
 
 
@@ -82,6 +88,8 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 )
             except SubmissionRefused as exc:  # lost a race for the last quota slot
                 form.add_error(None, exc.message)
+            except StorageUnavailable:
+                return JsonResponse(STORE_DOWN, status=503)
             else:
                 messages.success(request, "Uploaded. Grading usually takes a few seconds.")
                 return redirect("submission_detail", pk=submission.pk)

@@ -146,7 +146,9 @@ def regrade_batch_start(
         )
         soft, hard = grading_time_limits(challenge)
         for run_id in GradingRun.objects.filter(batch=batch).values_list("pk", flat=True):
-            doorbell.ring_after_commit(doorbell.REGRADE_ATTEMPT, run_id, soft=soft, hard=hard)
+            doorbell.ring_after_commit(
+                doorbell.REGRADE_ATTEMPT, run_id, soft=soft, hard=hard, device=challenge.device
+            )
     logger.info("re-grade %s started by %s: %s", batch.pk, user, batch.reason)
     return batch
 

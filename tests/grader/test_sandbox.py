@@ -25,7 +25,7 @@ from grader.limits import MB, Limits
 from grader.runners import Job, clean_env
 from grader.runners.process import ProcessRunner
 from grader.sandbox import SandboxRunner
-from grader.sandbox.bwrap import current_layout, inside
+from grader.sandbox.bwrap import ZYGOTE_CUDA_ENV, current_layout, inside
 from tests.grader import attacks
 
 pytestmark = pytest.mark.sandbox
@@ -224,7 +224,7 @@ def test_a_job_is_locked_in(runner, tmp_path):
         {p.relative_to("/root").parts[0] for p in mounted if p.is_relative_to("/root")}
     )
     # built from scratch: the sandbox's own variables, plus what bwrap and torch's import set
-    extra = set(report["env"]) - set(clean_env({"PYTHONPATH": "", "TMPDIR": ""}))
+    extra = set(report["env"]) - set(clean_env({"PYTHONPATH": "", "TMPDIR": "", **ZYGOTE_CUDA_ENV}))
     assert extra <= {"PWD", "TORCHINDUCTOR_CACHE_DIR"}
     assert report["env"].get("PWD", "/") == "/"
     assert report["env"].get("TORCHINDUCTOR_CACHE_DIR", "/tmp").startswith("/tmp")

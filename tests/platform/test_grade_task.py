@@ -154,14 +154,18 @@ def test_it_backs_off_exponentially(settings):
 def test_it_asks_for_the_sandbox_when_grader_sandbox_is_on(settings, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        grading, "make_runner", lambda sandboxed, uid: calls.append((sandboxed, uid)) or object()
+        grading,
+        "make_runner",
+        lambda sandboxed, uid, gpu: calls.append((sandboxed, uid, gpu)) or object(),
     )
     settings.GRADER_SANDBOX = True
     settings.GRADER_SANDBOX_UID = 65000
+    settings.GRADER_DEVICE = "cuda:2"
 
     grading.get_runner()
 
-    assert calls == [(True, 65000)]
+    # The worker's GPU is bound into the sandbox from the start, so the first job starts warm.
+    assert calls == [(True, 65000, 2)]
 
 
 def test_each_pool_process_gets_its_own_sandbox_uid(settings, monkeypatch):
