@@ -287,6 +287,21 @@ GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
 #: staff-only model log kept per grading run
 GRADER_LOG_KEEP_CHARS = env_int("GRADER_LOG_KEEP_CHARS", 20_000, minimum=0)
 
+# --- Reliability: heartbeats, retries of result writes ----------------------------------------
+
+# Every grading process beats its ``WorkerHeartbeat`` row this often (seconds, a float so tests
+# can beat fast).
+GRADER_HEARTBEAT_SECONDS = env_float("GRADER_HEARTBEAT_SECONDS", 5.0)
+# A process whose last beat is older than this is dead: the sweep re-queues the work it held,
+# and a re-delivered message may take its claim over. Several missed beats, so a busy host or a
+# short database hiccup does not count as a death.
+GRADER_WORKER_DEAD_SECONDS = env_float("GRADER_WORKER_DEAD_SECONDS", 30.0)
+# Writing a finished grading's result is retried this many times after a lost database
+# connection (a restart), with a backoff doubling from GRADER_RECORD_BACKOFF_SECONDS: about a
+# minute in all by default, longer than a PostgreSQL restart takes.
+GRADER_RECORD_RETRIES = env_int("GRADER_RECORD_RETRIES", 6, minimum=0)
+GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
+
 # --- Celery -----------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

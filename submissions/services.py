@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
-from submissions import doorbell
+from submissions import doorbell, lifecycle
 from submissions.models import Submission
 
 logger = logging.getLogger(__name__)
@@ -158,4 +158,11 @@ def submission_enqueue(submission: Submission) -> None:
     A broker that is down is only logged: the row stays queued and the sweep sends it again.
     """
     soft, hard = grading_time_limits(submission.challenge)
-    doorbell.ring_after_commit(doorbell.GRADE_SUBMISSION, str(submission.pk), soft=soft, hard=hard)
+    pk = submission.pk
+    doorbell.ring_after_commit(
+        doorbell.GRADE_SUBMISSION,
+        str(pk),
+        soft=soft,
+        hard=hard,
+        on_failure=lambda: lifecycle.mark_unsent(pk),
+    )

@@ -81,10 +81,13 @@ def torch_version() -> str:
 
 
 def this_worker(hostname: str | None = None) -> Worker:
+    from worker.heartbeat import process_name
+
     return Worker(
         host=hostname or socket.gethostname(),
         device=settings.GRADER_DEVICE,
         torch_version=torch_version(),
+        name=process_name(hostname),
     )
 
 
