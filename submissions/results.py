@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.urls import reverse

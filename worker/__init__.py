@@ -3,6 +3,8 @@
 ``celery -A worker worker`` finds the project's Celery app here (it lives in ``config.celery``).
 """
 
+import logging
+
 from celery import bootsteps
 
 from config.celery import app
@@ -15,14 +17,12 @@ class SweepOnConnect(bootsteps.StartStopStep):
     after ``GRADER_STUCK_QUEUED_SECONDS`` (claims are conditional: an early re-send is
     harmless). The consumer's steps start again after every reconnection."""
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def start(self, parent: object) -> None:
         try:
             app.send_task(SWEEP_STUCK, expires=60.0)
         except Exception:  # the broker went away again: the next connection asks again
-            import logging
-
             logging.getLogger(__name__).warning("could not ask for a sweep", exc_info=True)
 
 

@@ -16,9 +16,8 @@ from config.celery import app
 from grader.errors import PlatformError
 from submissions.doorbell import GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
 from submissions.regrade.attempts import attempt_open, attempt_record
-from submissions.results import grading_open, grading_record
+from submissions.results import grading_open, grading_record, with_db_retry
 from submissions.sweep import submissions_sweep
-from submissions.results import with_db_retry
 from worker import heartbeat
 from worker.grading import evaluate_submission, get_runner, this_worker
 
