@@ -98,6 +98,9 @@ def broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RedisSer
         "broker_connection_timeout": 1.0,
         "task_publish_retry_policy": {"max_retries": 1},
     }
+    # Celery reads the broker from the environment first, then the settings' own names.
+    monkeypatch.setenv("CELERY_BROKER_URL", server.url)
+    changed.update({f"CELERY_{key.upper()}": value for key, value in changed.items()})
     before = {key: app.conf.get(key) for key in changed}
     app.conf.update(changed)
     forget_connections()
