@@ -280,8 +280,10 @@ GRADER_TASK_OVERHEAD_SECONDS = env_int("GRADER_TASK_OVERHEAD_SECONDS", 120, mini
 GRADER_STUCK_QUEUED_SECONDS = env_int("GRADER_STUCK_QUEUED_SECONDS", 900, minimum=1)
 #: a running submission past its hard time limit plus this had its worker die
 GRADER_STUCK_RUNNING_GRACE_SECONDS = env_int("GRADER_STUCK_RUNNING_GRACE_SECONDS", 300, minimum=0)
-#: how often beat runs the sweep
-GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 60, minimum=1)
+#: how often beat runs the sweep: with GRADER_WORKER_DEAD_SECONDS, the longest a dead worker's
+#: job waits (30 + 15 s, within the 90 s a student should wait at most); the sweep is a few
+#: indexed queries
+GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 15, minimum=1)
 #: attempts (claims) after which the sweep gives a submission up instead of re-queueing it
 GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
 #: staff-only model log kept per grading run
