@@ -137,7 +137,10 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
             fmt=form.format,
         )
     except SubmissionRefused as exc:
-        return error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+        response = error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+        if exc.code == "storage":
+            response["Retry-After"] = "60"
+        return response
     url = request.build_absolute_uri(reverse("api_submission_detail", args=[submission.pk]))
     response = JsonResponse(
         {"id": str(submission.pk), "status": submission.status, "url": url}, status=201

@@ -17,7 +17,7 @@ from django.utils import timezone
 from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
 from submissions import doorbell, lifecycle
-from submissions.models import Submission
+from submissions.models import Submission, submission_path
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,27 @@ def _digest(upload: File) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+STORAGE_MESSAGE = (
+    "Your upload could not be stored because of a problem on our side (the server's storage is"
+    " full or unavailable). Nothing was charged to your quota: please try again later."
+)
+
+
+def _store(submission: Submission, upload: File) -> None:
+    """Write the upload to storage; a full disk (ENOSPC) or any other storage failure deletes
+    what was partly written and refuses the upload as the platform's fault, not the student's."""
+    try:
+        submission.file.save("upload.bin", upload, save=False)
+    except OSError as exc:
+        logger.error("storing an upload for %s failed: %s", submission.challenge.slug, exc)
+        name = submission_path(submission, "")
+        try:
+            submission.file.storage.delete(name)
+        except OSError:
+            logger.exception("deleting the partial upload %s failed", name)
+        raise SubmissionRefused("storage", STORAGE_MESSAGE) from exc
+
+
 def submission_create(
     *,
     enrollment: Enrollment,
@@ -124,7 +145,7 @@ def submission_create(
             created_at=now,
             queued_at=now,
         )
-        submission.file.save("upload.bin", upload, save=False)
+        _store(submission, upload)
         try:
             submission.save(force_insert=True)
             submission_enqueue(submission)
