@@ -24,6 +24,7 @@ from leaderboard.boards import leaderboard_rows
 from submissions.access import visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
 from submissions.models import ApiToken
+from submissions.queue import queue_place
 from submissions.services import SubmissionRefused, submission_create
 
 View = Callable[..., HttpResponse]
@@ -154,6 +155,7 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
     submission = visible_submissions(request.user).filter(pk=pk).first()
     if submission is None:
         return error(404, "not_found", "no such submission")
+    place = queue_place(submission)
     return JsonResponse(
         {
             "id": str(submission.pk),
@@ -162,6 +164,10 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
             "passed": submission.passed,
             "metrics": submission.metrics,
             "error": submission.error,
+            # while queued: 1 = next to be graded, and seconds until the result (None while no
+            # worker is alive); None otherwise
+            "queue_position": place.position,
+            "eta_seconds": place.eta_seconds,
         }
     )
 
