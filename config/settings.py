@@ -118,6 +118,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times the whole answer (leaderboard.metrics).
+    "leaderboard.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -303,6 +305,17 @@ GRADER_WORKER_DEAD_SECONDS = env_float("GRADER_WORKER_DEAD_SECONDS", 30.0)
 # minute in all by default, longer than a PostgreSQL restart takes.
 GRADER_RECORD_RETRIES = env_int("GRADER_RECORD_RETRIES", 6, minimum=0)
 GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
+
+# --- Alerts and metrics ----------------------------------------------------------------------
+
+# Site admins (ADMINS and superusers with an email) get one email when the oldest queued
+# submission has waited longer than this, or when no worker has a heartbeat, and one when it
+# recovers. Ten minutes: well past a deadline rush's normal wait, well before students give up.
+ALERT_QUEUE_AGE_SECONDS = env_int("ALERT_QUEUE_AGE_SECONDS", 600, minimum=1)
+ADMINS = [(email.split("@")[0], email) for email in env_list("ADMINS", []) if "@" in email]
+# /metrics (Prometheus) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, the
+# endpoint does not exist (404), so a fresh clone exposes nothing.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Celery -----------------------------------------------------------------------------------
 

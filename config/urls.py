@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from leaderboard.metrics import metrics_view
+
 urlpatterns = [
     # Courses, semesters, challenges and enrolments were the ``leaderboard`` app's models; their
     # admin pages moved with them to ``courses``: old bookmarks still arrive.
@@ -11,6 +13,7 @@ urlpatterns = [
         RedirectView.as_view(url="/admin/courses/%(rest)s", query_string=True, permanent=True),
     ),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("leaderboard.urls")),

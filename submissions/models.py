@@ -247,6 +247,35 @@ class WorkerHeartbeat(models.Model):
         return self.name
 
 
+class HealthAlert(models.Model):
+    """An incident site admins were told about: open until it recovers, so each incident sends
+    one email when it starts and one when it ends, however often the sweep looks."""
+
+    class Kind(models.TextChoices):
+        QUEUE_AGE = "queue_age", "Queue too old"
+        NO_WORKER = "no_worker", "No worker alive"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    #: what was seen when it opened, for the email and the admin
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # One open incident per kind: of two sweeps, only one opens it (and emails).
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="healthalert_one_open_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} since {self.opened_at:%Y-%m-%d %H:%M}"
+
+
 def new_token_key() -> str:
     return secrets.token_urlsafe(32)
 

@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from submissions import doorbell, heartbeats, lifecycle
+from submissions.alerts import alerts_check
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade.attempts import attempt_close
 from submissions.results import keep_log, submission_notify
@@ -103,6 +104,10 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
     report.runs = regrade_runs_sweep(now)
     _log(report)
+    try:
+        alerts_check(now)
+    except Exception:  # never let alerting keep the sweep from its work
+        logger.exception("checking the alerts failed")
     return report
 
 

@@ -176,19 +176,19 @@ def test_it_gives_up_retrying_after_the_configured_tries(db, settings):
     assert len(calls) == 3
 
 
+@pytest.mark.postgres
 def test_it_records_a_finished_grading_across_a_real_database_restart(
     transactional_db, enrollment, challenge, settings, caplog
 ):
-    """PostgreSQL stack: the server ends this process's connection (as a restart does) between
-    the evaluation and the result write; the write reconnects and the grade is recorded."""
+    """PostgreSQL stack only (SQLite is a file in this process: nothing to restart): the server
+    ends this process's connection, as a restart does, between the evaluation and the result
+    write; the write reconnects and the result is recorded."""
     import psycopg
     from django.db import connection
 
     from grader.errors import GradingError
     from submissions.results import GradingOutcome, grading_record
 
-    if connection.vendor != "postgresql":
-        pytest.skip("a database restart is a PostgreSQL fault: SQLite is a file in this process")
     settings.GRADER_RECORD_BACKOFF_SECONDS = 0.05
     submission = make_submission(enrollment, challenge)
     grading = grading_open(submission.pk, worker("w1:10"))
