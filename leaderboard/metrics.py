@@ -104,7 +104,8 @@ def grading_histogram() -> HistogramMetricFamily:
 
 # --- this process's requests ------------------------------------------------------------------
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+# No auto_describe: it would run the collector (query the database) at import time.
+REGISTRY = CollectorRegistry()
 REGISTRY.register(DatabaseCollector())
 REQUESTS = Counter(
     "leaderboard_http_requests",
