@@ -306,6 +306,11 @@ GRADER_WORKER_DEAD_SECONDS = env_float("GRADER_WORKER_DEAD_SECONDS", 30.0)
 GRADER_RECORD_RETRIES = env_int("GRADER_RECORD_RETRIES", 6, minimum=0)
 GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
 
+# Threads a job's model may use. 0: this host's cores divided by CELERY_WORKER_CONCURRENCY, so
+# a CPU worker uses its cores without jobs competing for them; set it where the worker's
+# --concurrency differs from CELERY_WORKER_CONCURRENCY or to leave cores to something else.
+GRADER_THREADS_PER_JOB = env_int("GRADER_THREADS_PER_JOB", 0, minimum=0)
+
 # --- Alerts and metrics ----------------------------------------------------------------------
 
 # Site admins (ADMINS and superusers with an email) get one email when the oldest queued
