@@ -3,6 +3,7 @@ runs ahead, the worker on the staff health page, and the metrics Prometheus scra
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from courses.models import Challenge
+from submissions.heartbeats import alive_workers
 from submissions.models import ApiToken
 from tests.integration.conftest import Worker, wait_until_done
 
@@ -29,6 +31,11 @@ def test_it_shows_place_eta_health_and_metrics_of_real_gradings(
     settings,
 ) -> None:
     settings.METRICS_TOKEN = "scrape"
+    # "ready." comes before the pool process has warmed its sandbox; it beats once it can grade.
+    deadline = time.monotonic() + 60
+    while not alive_workers().filter(name__startswith="integration@").exists():
+        assert time.monotonic() < deadline, celery_worker.log()
+        time.sleep(0.2)
     api = Client(HTTP_AUTHORIZATION=f"Token {ApiToken.for_user(student).key}")
     ids = []
     for _ in range(2):
