@@ -10,6 +10,7 @@ BENCHMARKS = [
     "benchmarks.bench_sandbox",
     "benchmarks.bench_leaderboard",
     "benchmarks.bench_threads",
+    "benchmarks.bench_faults",
 ]
 
 
