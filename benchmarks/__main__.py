@@ -9,6 +9,8 @@ BENCHMARKS = [
     "benchmarks.bench_grader",
     "benchmarks.bench_sandbox",
     "benchmarks.bench_leaderboard",
+    "benchmarks.bench_threads",
+    "benchmarks.bench_faults",
 ]
 
 

@@ -132,6 +132,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times the whole answer (leaderboard.metrics).
+    "leaderboard.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -370,8 +372,10 @@ GRADER_TASK_OVERHEAD_SECONDS = env_int("GRADER_TASK_OVERHEAD_SECONDS", 120, mini
 GRADER_STUCK_QUEUED_SECONDS = env_int("GRADER_STUCK_QUEUED_SECONDS", 900, minimum=1)
 #: a running submission past its hard time limit plus this had its worker die
 GRADER_STUCK_RUNNING_GRACE_SECONDS = env_int("GRADER_STUCK_RUNNING_GRACE_SECONDS", 300, minimum=0)
-#: how often beat runs the sweep
-GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 60, minimum=1)
+#: how often beat runs the sweep: with GRADER_WORKER_DEAD_SECONDS, the longest a dead worker's
+#: job waits (30 + 15 s, within the 90 s a student should wait at most); the sweep is a few
+#: indexed queries
+GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 15, minimum=1)
 #: attempts (claims) after which the sweep gives a submission up instead of re-queueing it
 GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
 #: staff-only model log kept per grading run
@@ -392,6 +396,36 @@ if not GRADER_SERVES or not set(GRADER_SERVES) <= {"cpu", "gpu"}:
     raise ImproperlyConfigured(f"GRADER_SERVES={GRADER_SERVES!r}: a list of 'cpu' and 'gpu'")
 if "gpu" in GRADER_SERVES and not GRADER_DEVICE.startswith("cuda"):
     raise ImproperlyConfigured("GRADER_SERVES has 'gpu' but GRADER_DEVICE is not cuda:N")
+# --- Reliability: heartbeats, retries of result writes ----------------------------------------
+
+# Every grading process beats its ``WorkerHeartbeat`` row this often (seconds, a float so tests
+# can beat fast).
+GRADER_HEARTBEAT_SECONDS = env_float("GRADER_HEARTBEAT_SECONDS", 5.0)
+# A process whose last beat is older than this is dead: the sweep re-queues the work it held,
+# and a re-delivered message may take its claim over. Several missed beats, so a busy host or a
+# short database hiccup does not count as a death.
+GRADER_WORKER_DEAD_SECONDS = env_float("GRADER_WORKER_DEAD_SECONDS", 30.0)
+# Writing a finished grading's result is retried this many times after a lost database
+# connection (a restart), with a backoff doubling from GRADER_RECORD_BACKOFF_SECONDS: about a
+# minute in all by default, longer than a PostgreSQL restart takes.
+GRADER_RECORD_RETRIES = env_int("GRADER_RECORD_RETRIES", 6, minimum=0)
+GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
+
+# Threads a job's model may use. 0: this host's cores divided by CELERY_WORKER_CONCURRENCY, so
+# a CPU worker uses its cores without jobs competing for them; set it where the worker's
+# --concurrency differs from CELERY_WORKER_CONCURRENCY or to leave cores to something else.
+GRADER_THREADS_PER_JOB = env_int("GRADER_THREADS_PER_JOB", 0, minimum=0)
+
+# --- Alerts and metrics ----------------------------------------------------------------------
+
+# Site admins (ADMINS and superusers with an email) get one email when the oldest queued
+# submission has waited longer than this, or when no worker has a heartbeat, and one when it
+# recovers. Ten minutes: well past a deadline rush's normal wait, well before students give up.
+ALERT_QUEUE_AGE_SECONDS = env_int("ALERT_QUEUE_AGE_SECONDS", 600, minimum=1)
+ADMINS = [(email.split("@")[0], email) for email in env_list("ADMINS", []) if "@" in email]
+# /metrics (Prometheus) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, the
+# endpoint does not exist (404), so a fresh clone exposes nothing.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Celery -----------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from leaderboard.metrics import metrics_view
+
 urlpatterns = [
     # Courses, semesters, challenges and enrolments were the ``leaderboard`` app's models; their
     # admin pages moved with them to ``courses``: old bookmarks still arrive.
@@ -11,5 +13,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("leaderboard.urls")),
 ]

@@ -24,6 +24,7 @@ from leaderboard.boards import leaderboard_rows
 from submissions.access import visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
 from submissions.models import ApiToken
+from submissions.queue import queue_place
 from submissions.services import SubmissionRefused, submission_create
 from submissions.storage import StorageUnavailable
 
@@ -138,9 +139,14 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
             fmt=form.format,
         )
     except SubmissionRefused as exc:
-        return error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+        response = error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
+        if exc.code == "storage":
+            response["Retry-After"] = "60"
+        return response
     except StorageUnavailable:
-        return error(503, "storage_unavailable", "the file store is not available; try again")
+        response = error(503, "storage_unavailable", "the file store is not available; try again")
+        response["Retry-After"] = "60"
+        return response
     url = request.build_absolute_uri(reverse("api_submission_detail", args=[submission.pk]))
     response = JsonResponse(
         {"id": str(submission.pk), "status": submission.status, "url": url}, status=201
@@ -154,6 +160,7 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
     submission = visible_submissions(request.user).filter(pk=pk).first()
     if submission is None:
         return error(404, "not_found", "no such submission")
+    place = queue_place(submission)
     return JsonResponse(
         {
             "id": str(submission.pk),
@@ -162,6 +169,10 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
             "passed": submission.passed,
             "metrics": submission.metrics,
             "error": submission.error,
+            # while queued: 1 = next to be graded, and seconds until the result (None while no
+            # worker is alive); None otherwise
+            "queue_position": place.position,
+            "eta_seconds": place.eta_seconds,
         }
     )
 

@@ -55,6 +55,7 @@ staff_urls = [
         name="challenge_passes_csv",
     ),
     path("staff/regrades/<int:pk>/", staff.regrade_report, name="regrade_report"),
+    path("staff/health/", staff.platform_health, name="platform_health"),
 ]
 
 # Scripts and notebooks, with a token (leaderboard.api): JSON in, JSON out.

@@ -37,19 +37,43 @@ def ring(task: str, arg: Any, *, soft: int, hard: int, device: str = "cpu") -> N
     )
 
 
-def ring_after_commit(task: str, arg: Any, *, soft: int, hard: int, device: str = "cpu") -> None:
-    """Send one message once the current transaction commits; a failure is logged only."""
+def ring_after_commit(
+    task: str,
+    arg: Any,
+    *,
+    soft: int,
+    hard: int,
+    device: str = "cpu",
+    on_failure: Callable[[], Any] | None = None,
+) -> None:
+    """Send one message once the current transaction commits; a failure is logged, and
+    ``on_failure`` marks the work for the next sweep to send again at once."""
     after_commit(
-        ring, task, arg, soft=soft, hard=hard, device=device, what=f"sending {task}({arg!r})"
+        ring,
+        task,
+        arg,
+        soft=soft,
+        hard=hard,
+        device=device,
+        what=f"sending {task}({arg!r})",
+        on_failure=on_failure,
     )
 
 
-def after_commit(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -> None:
+def after_commit(
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str,
+    on_failure: Callable[[], Any] | None = None,
+    **kwargs: Any,
+) -> None:
     """Call ``fn`` once the current transaction commits (at once outside one).
 
     Whatever it raises is logged and swallowed: the transaction has committed, and what it
     recorded must stand (a broker or mail server that is down loses a doorbell or an email,
-    which the sweep or nobody needs, never a stored upload or grade).
+    which the sweep or nobody needs, never a stored upload or grade). Each hook catches its own
+    failure, so one failed send never keeps the hooks after it (the rest of a batch) from
+    running, and Django's own handling of failing hooks is never reached.
     """
 
     def run() -> None:
@@ -57,5 +81,10 @@ def after_commit(fn: Callable[..., Any], *args: Any, what: str, **kwargs: Any) -
             fn(*args, **kwargs)
         except Exception:
             logger.exception("after commit: %s failed", what)
+            if on_failure is not None:
+                try:
+                    on_failure()
+                except Exception:
+                    logger.exception("after commit: marking %s for the sweep failed", what)
 
     transaction.on_commit(run)

@@ -21,7 +21,14 @@ from grader.formats.upload import check_upload
 from submissions.services import SubmissionRefused, submission_check_window
 
 #: refusals of the window (not of the file), and the API status each maps to
-WINDOW_STATUS = {"not_enrolled": 403, "closed": 409, "deadline": 409, "quota": 429}
+WINDOW_STATUS = {
+    "not_enrolled": 403,
+    "closed": 409,
+    "deadline": 409,
+    "quota": 429,
+    # the platform could not store the upload (a full disk): try again later
+    "storage": 503,
+}
 #: room for the multipart envelope around the file
 MULTIPART_OVERHEAD = 64 * 1024
 

@@ -3,8 +3,9 @@
 A submission::
 
     queued ──claim──▶ running ──finish──▶ graded | failed
-      ▲  │               │
-      │  └──resend       ├──requeue──▶ queued     (platform error to retry, worker gone)
+      ▲  │               │ ▲
+      │  ├──resend       │ └──takeover            (a re-delivered message; the holder is dead)
+      │  └──mark_unsent  ├──requeue──▶ queued     (platform error to retry, worker gone)
       └──────────────────┘
                          └──give_up──▶ failed     (no attempts left; not counted in the quota)
 
@@ -69,6 +70,30 @@ def claim(submission_id: Any, now: datetime | None = None) -> Submission | None:
     )
 
 
+def takeover(submission_id: Any, attempts: int, now: datetime | None = None) -> Submission | None:
+    """running → running as the next attempt, for a re-delivered message whose claim's holder
+    is dead (the caller checked its heartbeat): only if ``attempts`` still holds the claim, so
+    of two messages, or a message and the sweep, one wins."""
+    try:
+        updated = Submission.objects.filter(
+            pk=submission_id, status=Status.RUNNING, attempts=attempts
+        ).update(started_at=now or timezone.now(), attempts=F("attempts") + 1)
+    except ValidationError:  # not a UUID
+        return None
+    if not updated:
+        return None
+    return Submission.objects.select_related("challenge__semester__course", "enrollment__user").get(
+        pk=submission_id
+    )
+
+
+def mark_unsent(submission_id: Any) -> bool:
+    """queued → queued, marked for the next sweep to send at once: its message failed."""
+    return bool(
+        Submission.objects.filter(pk=submission_id, status=Status.QUEUED).update(unsent=True)
+    )
+
+
 def _from_running(submission: Submission, **fields: Any) -> bool:
     """Leave ``running`` if this attempt still holds the claim; refresh the standing."""
     with transaction.atomic():
@@ -125,7 +150,7 @@ def resend(submission: Submission, now: datetime) -> bool:
     return bool(
         Submission.objects.filter(
             pk=submission.pk, status=Status.QUEUED, queued_at=submission.queued_at
-        ).update(queued_at=now)
+        ).update(queued_at=now, unsent=False)
     )
 
 
@@ -142,11 +167,14 @@ def publish(submission_id: Any, fields: dict[str, Any]) -> bool:
 # --- a re-grade attempt -----------------------------------------------------------------------
 
 
-def run_claim(run_id: int, now: datetime | None = None) -> GradingRun | None:
-    """queued → running; None if it is not a queued re-grade attempt."""
+def run_claim(
+    run_id: int, now: datetime | None = None, *, worker_name: str = ""
+) -> GradingRun | None:
+    """queued → running, held by ``worker_name``; None if it is not a queued re-grade
+    attempt."""
     updated = GradingRun.objects.filter(
         pk=run_id, batch__isnull=False, outcome=Outcome.QUEUED
-    ).update(outcome=Outcome.RUNNING, started_at=now or timezone.now())
+    ).update(outcome=Outcome.RUNNING, started_at=now or timezone.now(), worker_name=worker_name)
     if not updated:
         return None
     return GradingRun.objects.select_related("batch", "submission__challenge").get(pk=run_id)
@@ -172,12 +200,30 @@ def run_requeue(run: GradingRun, *, if_started_at: datetime | None = None, **fie
     return bool(GradingRun.objects.filter(**match).update(outcome=Outcome.QUEUED, **fields))
 
 
+def run_takeover(
+    run_id: int, dead: str, now: datetime | None = None, *, worker_name: str = ""
+) -> GradingRun | None:
+    """running → running held by ``worker_name``, for a re-delivered message whose claim's
+    holder ``dead`` is dead (the caller checked its heartbeat); one of two takers wins."""
+    updated = GradingRun.objects.filter(
+        pk=run_id, batch__isnull=False, outcome=Outcome.RUNNING, worker_name=dead
+    ).update(started_at=now or timezone.now(), attempt=F("attempt") + 1, worker_name=worker_name)
+    if not updated:
+        return None
+    return GradingRun.objects.select_related("batch", "submission__challenge").get(pk=run_id)
+
+
+def run_mark_unsent(run_id: int) -> bool:
+    """queued → queued, marked for the next sweep to send at once: its message failed."""
+    return bool(GradingRun.objects.filter(pk=run_id, outcome=Outcome.QUEUED).update(unsent=True))
+
+
 def run_resend(run: GradingRun, now: datetime) -> bool:
     """queued → queued with a new ``started_at``, if unchanged since read (one sweep sends)."""
     return bool(
         GradingRun.objects.filter(
             pk=run.pk, outcome=Outcome.QUEUED, started_at=run.started_at
-        ).update(started_at=now)
+        ).update(started_at=now, unsent=False)
     )
 
 

@@ -62,6 +62,8 @@ class Submission(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     #: storage names of pictures the worker drew after grading: ``{"samples": "figures/..."}``
     pictures = models.JSONField(default=dict, blank=True)
+    #: its last message could not be sent (broker down): the next sweep sends it at once
+    unsent = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -172,6 +174,11 @@ class GradingRun(models.Model):
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
     attempt = models.PositiveSmallIntegerField()
     worker_host = models.CharField(max_length=200, blank=True)
+    #: the worker process holding the claim (``WorkerHeartbeat.name``): when its heartbeat
+    #: stops, the sweep (or a re-delivered message) takes the work over
+    worker_name = models.CharField(max_length=200, blank=True, db_index=True)
+    #: a re-grade attempt whose last message could not be sent: the next sweep sends it
+    unsent = models.BooleanField(default=False)
     device = models.CharField(max_length=32, blank=True)
     torch_version = models.CharField(max_length=64, blank=True)
     grader_version = models.CharField(max_length=32, blank=True)
@@ -211,6 +218,62 @@ class GradingRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class WorkerHeartbeat(models.Model):
+    """One grading process that is (or was) alive, beaten every ``GRADER_HEARTBEAT_SECONDS``.
+
+    A claim names the process holding it (``GradingRun.worker_name``); once this row's
+    ``beat_at`` is older than ``GRADER_WORKER_DEAD_SECONDS`` the process is taken for dead and
+    its work re-queued, in seconds instead of after the hard time limit.
+    """
+
+    #: ``<celery hostname>:<pid>``: one row per pool process, so a killed pool child is seen
+    name = models.CharField(max_length=200, unique=True)
+    host = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=32, blank=True)
+    runner = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    #: what it grades now: ``"submission <uuid>"`` or ``"re-grade run <id>"``, or blank
+    current_job = models.CharField(max_length=80, blank=True)
+    #: set when the process stopped cleanly: it is gone, not dead
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HealthAlert(models.Model):
+    """An incident site admins were told about: open until it recovers, so each incident sends
+    one email when it starts and one when it ends, however often the sweep looks."""
+
+    class Kind(models.TextChoices):
+        QUEUE_AGE = "queue_age", "Queue too old"
+        NO_WORKER = "no_worker", "No worker alive"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    #: what was seen when it opened, for the email and the admin
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # One open incident per kind: of two sweeps, only one opens it (and emails).
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="healthalert_one_open_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} since {self.opened_at:%Y-%m-%d %H:%M}"
 
 
 def new_token_key() -> str:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +29,7 @@ from courses.formatting import format_figure, format_score
 from grader import __version__ as grader_version
 from grader.errors import GraderError, GradingError, PlatformError
 from submissions import doorbell, lifecycle
+from submissions.heartbeats import run_holder_dead
 from submissions.models import GradingRun, Submission
 
 if TYPE_CHECKING:
@@ -41,6 +45,8 @@ class Worker:
     host: str
     device: str
     torch_version: str
+    #: the process (``WorkerHeartbeat.name``) that holds the claims it makes
+    name: str = ""
 
 
 @dataclass
@@ -83,20 +89,53 @@ def evaluation_outcome(evaluation: Evaluation) -> tuple[float | None, bool, dict
 
 # --- the worker's side ------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+def with_db_retry(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn``, and again after a lost database connection (a restart, a failover):
+    reconnect and retry ``GRADER_RECORD_RETRIES`` times with a doubling backoff, so a finished
+    grading is not thrown away because the database blinked. Every step it retries is one
+    transaction of conditional updates, so a retry never does anything twice."""
+    delay = float(settings.GRADER_RECORD_BACKOFF_SECONDS)
+    retries = int(settings.GRADER_RECORD_RETRIES)
+    for attempt in range(retries + 1):
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            if attempt >= retries:
+                raise
+            logger.warning(
+                "%s: database unavailable (%s); retry %d of %d in %.1f s",
+                what,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                attempt + 1,
+                retries,
+                delay,
+            )
+            time.sleep(delay)
+            delay *= 2
+            # Drops the broken connection (Django marked it): the next query opens a new one.
+            close_old_connections()
+    raise AssertionError("unreachable")
+
 
 def grading_open(submission_id: Any, worker: Worker) -> Grading | None:
     """Claim a queued submission and open its run; None if there is nothing to claim."""
-    submission = lifecycle.claim(submission_id)
-    if submission is None:
-        return None
-    run = GradingRun.objects.create(
-        submission=submission,
-        attempt=submission.attempts,
-        worker_host=worker.host[:200],
-        device=worker.device,
-        torch_version=worker.torch_version[:64],
-        grader_version=grader_version,
-    )
+    with transaction.atomic():
+        # One transaction: a claim always names its holder, so its death is always seen.
+        submission = lifecycle.claim(submission_id) or _takeover(submission_id)
+        if submission is None:
+            return None
+        run = GradingRun.objects.create(
+            submission=submission,
+            attempt=submission.attempts,
+            worker_host=worker.host[:200],
+            worker_name=worker.name[:200],
+            device=worker.device,
+            torch_version=worker.torch_version[:64],
+            grader_version=grader_version,
+        )
     logger.info(
         "submission %s: grading attempt %d on %s (%s)",
         submission.pk,
@@ -105,6 +144,39 @@ def grading_open(submission_id: Any, worker: Worker) -> Grading | None:
         worker.device,
     )
     return Grading(submission, run)
+
+
+def _takeover(submission_id: Any) -> Submission | None:
+    """A re-delivered message (its worker was killed before acknowledging it) finds the row
+    running: it takes the claim over if the process holding it is dead, recording that
+    process's attempt as lost; otherwise it is a duplicate and finds nothing."""
+    try:
+        held = (
+            GradingRun.objects.filter(
+                submission_id=submission_id,
+                submission__status=Submission.Status.RUNNING,
+                outcome=GradingRun.Outcome.RUNNING,
+                batch__isnull=True,
+            )
+            .select_related("submission")
+            .order_by("-attempt")
+            .first()
+        )
+    except ValidationError:  # not a UUID
+        return None
+    if held is None or held.attempt != held.submission.attempts or not run_holder_dead(held):
+        return None
+    submission = lifecycle.takeover(submission_id, held.attempt)
+    if submission is None:
+        return None
+    GradingRun.objects.filter(pk=held.pk, outcome=GradingRun.Outcome.RUNNING).update(
+        outcome=GradingRun.Outcome.LOST,
+        finished_at=timezone.now(),
+        error_code="lost",
+        log="the worker died: its heartbeat stopped; a re-delivered message took over",
+    )
+    logger.warning("submission %s: taken over from dead worker %s", submission_id, held.worker_name)
+    return submission
 
 
 def grading_record(grading: Grading, outcome: GradingOutcome, *, last_try: bool) -> bool:

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
-from submissions import doorbell
-from submissions.models import Submission
+from submissions import doorbell, lifecycle
+from submissions.models import Submission, submission_path
 from submissions.storage import StorageUnavailable, store_errors
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,32 @@ def _digest(upload: File) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+STORAGE_MESSAGE = (
+    "Your upload could not be stored because of a problem on our side (the server's storage is"
+    " full or unavailable). Nothing was charged to your quota: please try again later."
+)
+
+
+def _store(submission: Submission, upload: File) -> None:
+    """Write the upload to storage; a full disk (ENOSPC) or any other storage failure deletes
+    what was partly written and refuses the upload as the platform's fault, not the student's."""
+    try:
+        submission.file.save("upload.bin", upload, save=False)
+    except store_errors() as exc:
+        # The object store is down: nothing was written, the transaction rolls back, and the
+        # student hears it is the platform's problem (503), with no row left without its file.
+        logger.error("submission upload: the object store failed: %s", exc)
+        raise StorageUnavailable(str(exc)) from exc
+    except OSError as exc:
+        logger.error("storing an upload for %s failed: %s", submission.challenge.slug, exc)
+        name = submission_path(submission, "")
+        try:
+            submission.file.storage.delete(name)
+        except OSError:
+            logger.exception("deleting the partial upload %s failed", name)
+        raise SubmissionRefused("storage", STORAGE_MESSAGE) from exc
+
+
 def submission_create(
     *,
     enrollment: Enrollment,
@@ -128,12 +154,7 @@ def submission_create(
             created_at=now,
             queued_at=now,
         )
-        try:
-            submission.file.save("upload.bin", upload, save=False)
-        except store_errors() as exc:
-            # Nothing is written yet: the transaction rolls back, no row without its file.
-            logger.error("submission upload: the object store failed: %s", exc)
-            raise StorageUnavailable(str(exc)) from exc
+        _store(submission, upload)
         try:
             submission.save(force_insert=True)
             submission_enqueue(submission)
@@ -167,10 +188,12 @@ def submission_enqueue(submission: Submission) -> None:
     A broker that is down is only logged: the row stays queued and the sweep sends it again.
     """
     soft, hard = grading_time_limits(submission.challenge)
+    pk = submission.pk
     doorbell.ring_after_commit(
         doorbell.GRADE_SUBMISSION,
-        str(submission.pk),
+        str(pk),
         soft=soft,
         hard=hard,
         device=submission.challenge.device,
+        on_failure=lambda: lifecycle.mark_unsent(pk),
     )

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from submissions import doorbell, lifecycle
+from submissions import doorbell, heartbeats, lifecycle
+from submissions.alerts import alerts_check
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade.attempts import attempt_close
 from submissions.results import keep_log, submission_notify
@@ -24,6 +27,10 @@ from submissions.services import grading_time_limits, submission_enqueue
 logger = logging.getLogger(__name__)
 
 LOST_NOTE = "the worker went away: no result after the hard time limit"
+DEAD_NOTE = "the worker died: its heartbeat stopped while it held this grading"
+#: a worker that is alive but recorded nothing (a failed result write): the platform's fault,
+#: not a lost worker
+NO_RESULT_NOTE = "no result after the hard time limit, although the worker is alive"
 
 
 @dataclass
@@ -45,23 +52,38 @@ class SweepReport:
 def submissions_sweep(now: datetime | None = None) -> SweepReport:
     """Re-queue work whose message or worker went missing.
 
-    * queued too long: the message was lost (a broker restart, a send that failed): send again;
-    * running past its hard time limit plus a grace period: the worker died. The open attempt is
-      recorded as lost and the submission re-queued, or failed (not counting against the quota)
-      once it has used up ``GRADER_MAX_ATTEMPTS``;
+    * queued and marked unsent (its send failed), or queued too long (a message lost in a broker
+      restart): send again;
+    * running, held by a worker whose heartbeat stopped ``GRADER_WORKER_DEAD_SECONDS`` ago: the
+      worker died. Its attempt is recorded as lost and the submission re-queued at once, or
+      failed (not counting against the quota) once it has used up ``GRADER_MAX_ATTEMPTS``;
+    * running past its hard time limit plus a grace period (a worker older than heartbeats, or
+      alive but without a result): the same, labelled for what it is;
     * the same for the attempts of running re-grades (``regrade_runs_sweep``).
     """
     now = now or timezone.now()
     report = SweepReport()
     stale = Submission.objects.filter(
+        Q(unsent=True)
+        | Q(queued_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS)),
         status=Submission.Status.QUEUED,
-        queued_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS),
     ).select_related("challenge")
     for submission in stale:
         with transaction.atomic():
             if lifecycle.resend(submission, now):
                 submission_enqueue(submission)
                 report.resent.append(str(submission.pk))
+    dead_claims = GradingRun.objects.filter(
+        heartbeats.held_by_dead(now),
+        submission=OuterRef("pk"),
+        outcome=GradingRun.Outcome.RUNNING,
+        batch__isnull=True,
+    )
+    dead = Submission.objects.filter(Exists(dead_claims), status=Submission.Status.RUNNING)
+    for submission in dead.select_related("challenge"):
+        give_up = submission.attempts >= settings.GRADER_MAX_ATTEMPTS
+        if _abandon(submission, now, give_up=give_up, note=DEAD_NOTE):
+            (report.given_up if give_up else report.requeued).append(str(submission.pk))
     grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
     running = Submission.objects.filter(
         status=Submission.Status.RUNNING, started_at__lt=now - grace
@@ -72,10 +94,20 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
         if submission.started_at + timedelta(seconds=hard) + grace > now:
             continue
         give_up = submission.attempts >= settings.GRADER_MAX_ATTEMPTS
-        if _abandon(submission, now, give_up=give_up):
+        alive = GradingRun.objects.filter(
+            heartbeats.holder_alive(now),
+            submission=submission,
+            outcome=GradingRun.Outcome.RUNNING,
+            batch__isnull=True,
+        ).exists()
+        if _abandon(submission, now, give_up=give_up, note=NO_RESULT_NOTE if alive else LOST_NOTE):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
     report.runs = regrade_runs_sweep(now)
     _log(report)
+    try:
+        alerts_check(now)
+    except Exception:  # never let alerting keep the sweep from its work
+        logger.exception("checking the alerts failed")
     return report
 
 
@@ -97,8 +129,14 @@ def _log(report: SweepReport) -> None:
         )
 
 
-def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
-    """Record the dead worker's attempt as lost; re-queue the submission or give it up."""
+def _abandon(submission: Submission, now: datetime, *, give_up: bool, note: str) -> bool:
+    """Record the attempt as lost (a platform error when its worker is alive but recorded
+    nothing); re-queue the submission or give it up."""
+    outcome, code = (
+        (GradingRun.Outcome.PLATFORM_ERROR, "no_result")
+        if note == NO_RESULT_NOTE
+        else (GradingRun.Outcome.LOST, "lost")
+    )
     with transaction.atomic():
         moved = (
             lifecycle.give_up(submission, now) if give_up else lifecycle.requeue(submission, now)
@@ -110,16 +148,16 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
             submission=submission,
             outcome=GradingRun.Outcome.RUNNING,
             batch__isnull=True,
-        ).update(outcome=GradingRun.Outcome.LOST, finished_at=now, error_code="lost", log=LOST_NOTE)
+        ).update(outcome=outcome, finished_at=now, error_code=code, log=note)
         if not lost:  # the worker died before it could open its run
             GradingRun.objects.create(
                 submission=submission,
                 attempt=submission.attempts,
                 started_at=submission.started_at or now,
                 finished_at=now,
-                outcome=GradingRun.Outcome.LOST,
-                error_code="lost",
-                log=LOST_NOTE,
+                outcome=outcome,
+                error_code=code,
+                log=note,
             )
         if give_up:
             doorbell.after_commit(
@@ -133,16 +171,19 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool) -> bool:
 def regrade_runs_sweep(now: datetime) -> RunSweep:
     """Re-grade attempts whose message or worker went missing, so every batch completes.
 
-    * queued too long in a running batch: the message was lost: send it again;
-    * running past its hard time limit plus the grace period: the worker died. The attempt goes
-      back to the queue, or, once it has had ``GRADER_MAX_ATTEMPTS``, is recorded as lost (the
-      submission keeps its old result) so the rest of the batch can still publish.
+    * queued in a running batch and marked unsent, or queued too long: the message was lost:
+      send it again;
+    * running, held by a worker whose heartbeat stopped, or past its hard time limit plus the
+      grace period: the worker died. The attempt goes back to the queue, or, once it has had
+      ``GRADER_MAX_ATTEMPTS``, is recorded as lost (the submission keeps its old result) so the
+      rest of the batch can still publish.
     """
     report = RunSweep()
     stale = GradingRun.objects.filter(
+        Q(unsent=True)
+        | Q(started_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS)),
         batch__status=RegradeBatch.Status.RUNNING,
         outcome=GradingRun.Outcome.QUEUED,
-        started_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS),
     ).select_related("submission__challenge")
     for run in stale:
         with transaction.atomic():
@@ -151,13 +192,16 @@ def regrade_runs_sweep(now: datetime) -> RunSweep:
                 report.resent.append(run.pk)
     grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
     running = GradingRun.objects.filter(
-        batch__isnull=False, outcome=GradingRun.Outcome.RUNNING, started_at__lt=now - grace
+        Q(started_at__lt=now - grace) | heartbeats.held_by_dead(now),
+        batch__isnull=False,
+        outcome=GradingRun.Outcome.RUNNING,
     ).select_related("submission__challenge")
     for run in running:
         _soft, hard = grading_time_limits(run.submission.challenge)
-        if run.started_at + timedelta(seconds=hard) + grace > now:
+        dead = heartbeats.run_holder_dead(run, now)
+        if not dead and run.started_at + timedelta(seconds=hard) + grace > now:
             continue
-        log = "\n".join(filter(None, [run.log, LOST_NOTE]))
+        log = "\n".join(filter(None, [run.log, DEAD_NOTE if dead else LOST_NOTE]))
         if run.attempt + 1 >= settings.GRADER_MAX_ATTEMPTS:
             attempt_close(run, GradingRun.Outcome.LOST, error_code="lost", log=log)
             report.lost.append(run.pk)
@@ -180,5 +224,10 @@ def _ring(run: GradingRun) -> None:
     challenge = run.submission.challenge
     soft, hard = grading_time_limits(challenge)
     doorbell.ring_after_commit(
-        doorbell.REGRADE_ATTEMPT, run.pk, soft=soft, hard=hard, device=challenge.device
+        doorbell.REGRADE_ATTEMPT,
+        run.pk,
+        soft=soft,
+        hard=hard,
+        device=challenge.device,
+        on_failure=partial(lifecycle.run_mark_unsent, run.pk),
     )

@@ -3,6 +3,29 @@
 ``celery -A worker worker`` finds the project's Celery app here (it lives in ``config.celery``).
 """
 
+import logging
+
+from celery import bootsteps
+
 from config.celery import app
+from submissions.doorbell import SWEEP_STUCK
+
+
+class SweepOnConnect(bootsteps.StartStopStep):
+    """Ask for a sweep whenever this worker (re)connects to the broker: work queued while no
+    worker was up, or whose message a broker restart lost, is sent again at once instead of
+    after ``GRADER_STUCK_QUEUED_SECONDS`` (claims are conditional: an early re-send is
+    harmless). The consumer's steps start again after every reconnection."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, parent: object) -> None:
+        try:
+            app.send_task(SWEEP_STUCK, expires=60.0)
+        except Exception:  # the broker went away again: the next connection asks again
+            logging.getLogger(__name__).warning("could not ask for a sweep", exc_info=True)
+
+
+app.steps["consumer"].add(SweepOnConnect)
 
 __all__ = ["app"]

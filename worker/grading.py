@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import tempfile
 import traceback
@@ -88,23 +89,39 @@ def torch_version() -> str:
 
 
 def this_worker(hostname: str | None = None) -> Worker:
+    from worker.heartbeat import process_name
+
     return Worker(
         host=hostname or socket.gethostname(),
         device=settings.GRADER_DEVICE,
         torch_version=torch_version(),
+        name=process_name(hostname),
     )
 
 
 def limits_for(submission: Submission) -> Limits:
     challenge = submission.challenge
+    threads = job_threads()
     return Limits(
         max_params=challenge.max_params,
         max_file_bytes=challenge.max_file_bytes,
         memory_bytes=challenge.memory_mb * MB,
-        # One thread: CPU time tracks wall time, with room for loading the model.
-        cpu_seconds=max(60, 2 * challenge.time_limit_seconds),
+        # CPU time tracks wall time per thread, with room for loading the model.
+        cpu_seconds=max(60, 2 * challenge.time_limit_seconds) * threads,
         wall_seconds=float(challenge.time_limit_seconds),
+        threads=threads,
     )
+
+
+def job_threads() -> int:
+    """Threads one job's model may use: ``GRADER_THREADS_PER_JOB``, or this host's cores (those
+    this process may run on) shared by the worker's pool processes. The job sets them itself,
+    after the sandbox forked it (``grader.formats.load_model``): the warm zygote stays
+    single-threaded, so forking never meets a busy OpenMP pool."""
+    if settings.GRADER_THREADS_PER_JOB:
+        return int(settings.GRADER_THREADS_PER_JOB)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, int(settings.CELERY_WORKER_CONCURRENCY)))
 
 
 def data_dir_for(submission: Submission) -> Path:

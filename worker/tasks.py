@@ -9,16 +9,22 @@ import logging
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from django.conf import settings
 
 from config.celery import app
 from grader.errors import PlatformError
 from submissions.doorbell import GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
 from submissions.regrade.attempts import attempt_open, attempt_record
-from submissions.results import grading_open, grading_record
+from submissions.results import grading_open, grading_record, with_db_retry
 from submissions.storage import storage_problem
 from submissions.sweep import submissions_sweep
+from worker import heartbeat
 from worker.grading import evaluate_submission, get_runner, this_worker
 
 logger = logging.getLogger(__name__)
@@ -34,6 +40,18 @@ def _check_store(**_: Any) -> None:
         raise SystemExit(f"worker start-up: MEDIA_STORAGE=s3: {problem}")
 
 
+@celeryd_after_setup.connect
+def _remember_node(sender: str, **_: Any) -> None:
+    # The node name, for the heartbeats of the pool processes forked after this.
+    heartbeat.node["name"] = str(sender)
+    # Pool processes of this node's previous life (killed, restarted) are dead now: their
+    # work moves on at the next sweep instead of after GRADER_WORKER_DEAD_SECONDS.
+    try:
+        heartbeat.forget_previous_life(str(sender))
+    except Exception:
+        logger.warning("could not retire the old heartbeats of %s", sender, exc_info=True)
+
+
 @worker_process_init.connect
 def _start_runner(**_: Any) -> None:
     # Warm the sandbox before the first job rather than during it.
@@ -42,7 +60,14 @@ def _start_runner(**_: Any) -> None:
     except PlatformError as exc:
         logger.error("this worker cannot grade: %s (%s)", exc.message, exc.detail)
         return
+    # Beat only once this process can grade: a worker without a sandbox is not "up".
+    heartbeat.start(heartbeat.node["name"] or this_worker().host, runner.name)
     logger.info("worker ready: runner %s on %s", runner.name, settings.GRADER_DEVICE)
+
+
+@worker_process_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    heartbeat.stop()
 
 
 def retry_countdown(retries: int) -> int:
@@ -52,13 +77,15 @@ def retry_countdown(retries: int) -> int:
 @app.task(bind=True, name=GRADE_SUBMISSION, max_retries=settings.GRADER_MAX_RETRIES)
 def grade_submission(self: Task, submission_id: str) -> None:
     worker = this_worker(self.request.hostname)
-    grading = grading_open(submission_id, worker)
+    what = f"submission {submission_id}"
+    grading = with_db_retry(what, grading_open, submission_id, worker)
     if grading is None:
         logger.info("submission %s: nothing to claim (already taken or done)", submission_id)
         return
-    outcome = evaluate_submission(grading.submission, worker)
+    with heartbeat.job(what):
+        outcome = evaluate_submission(grading.submission, worker)
     last_try = self.request.retries >= (self.max_retries or 0)
-    grading_record(grading, outcome, last_try=last_try)
+    with_db_retry(what, grading_record, grading, outcome, last_try=last_try)
     if isinstance(outcome.error, PlatformError) and not last_try:
         raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
 
@@ -68,13 +95,15 @@ def regrade_attempt(self: Task, run_id: int) -> None:
     """One attempt of a re-grade batch: like ``grade_submission``, but the outcome stays on the
     run until the whole batch is published."""
     worker = this_worker(self.request.hostname)
-    run = attempt_open(run_id, worker)
+    what = f"re-grade run {run_id}"
+    run = with_db_retry(what, attempt_open, run_id, worker)
     if run is None:
         logger.info("re-grade run %s: nothing to claim (already taken or done)", run_id)
         return
-    outcome = evaluate_submission(run.submission, worker, pictures=False)
+    with heartbeat.job(what):
+        outcome = evaluate_submission(run.submission, worker, pictures=False)
     last_try = self.request.retries >= (self.max_retries or 0)
-    attempt_record(run, outcome, last_try=last_try)
+    with_db_retry(what, attempt_record, run, outcome, last_try=last_try)
     if isinstance(outcome.error, PlatformError) and not last_try:
         raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
 

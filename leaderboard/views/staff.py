@@ -1,19 +1,22 @@
-"""Pages for course staff outside the admin: a challenge's grade book and pass list, and what a
-re-grade changed. Each answers 404 to anyone who may not see it."""
+"""Pages for course staff outside the admin: a challenge's grade book and pass list, what a
+re-grade changed, and the platform's health. Each answers 404 to anyone who may not see it."""
 
 from __future__ import annotations
 
 import csv
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import PermissionsMixin
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
 from courses.access import AuthedRequest, User, challenge_for_staff, is_staff
 from grader.evaluate import json_number
 from leaderboard.boards import gradebook_rows
 from leaderboard.views.public import headline_figures
-from submissions.models import RegradeBatch
+from submissions import health
+from submissions.models import HealthAlert, RegradeBatch
 from submissions.regrade import Progress, regrade_batch_report
 
 
@@ -104,3 +107,35 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
             ]
         )
     return response
+
+
+# --- the platform's health --------------------------------------------------------------------
+
+
+def can_watch_health(user: User) -> bool:
+    """Site staff, or anyone allowed to read grade books (teaching assistants)."""
+    if is_staff(user):
+        return True
+    return isinstance(user, PermissionsMixin) and user.has_perm("courses.view_gradebook")
+
+
+def health_context() -> dict[str, object]:
+    now = timezone.now()
+    queues = health.queues()
+    return {
+        "now": now,
+        "workers": health.workers(now),
+        "queues": [(q, round(q.oldest_seconds(now))) for q in queues],
+        "failures": health.failures_last_hour(now),
+        "alerts": HealthAlert.objects.filter(resolved_at__isnull=True),
+    }
+
+
+@login_required
+def platform_health(request: AuthedRequest) -> HttpResponse:
+    """Workers, queues and failures; the page re-renders its body every few seconds."""
+    if not can_watch_health(request.user):
+        raise Http404("no such page")
+    if request.GET.get("part") == "body":
+        return render(request, "leaderboard/staff/_health.html", health_context())
+    return render(request, "leaderboard/staff/health.html", health_context())

@@ -24,6 +24,7 @@ from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
 from submissions.forms import UploadForm, upload_too_large
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
+from submissions.queue import queue_place
 from submissions.services import (
     SubmissionRefused,
     quota_next_slot,
@@ -147,6 +148,7 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             "runs": submission.runs.all() if show_runs else None,
             "metrics": _extra_metrics(submission) if show_runs else [],
             "regraded": _last_regrade(submission),
+            "queue": queue_place(submission).text,
             **result_facts(submission),
         },
     )
@@ -218,6 +220,8 @@ def live_state(submission: Submission) -> dict[str, object]:
         "score": format_score(submission.score, kind.score_display) if graded else "",
         "passed": submission.passed,
         "error": submission.error,
+        # "3rd in the queue, about 20 s" while queued
+        "queue": queue_place(submission).text,
     }
     # The headline figures under their metric's name (keypoints: "mse"), as the page shows them.
     for figure in kind.figures:

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 
 from grader.errors import GradingError, PlatformError
-from submissions import lifecycle
+from submissions import heartbeats, lifecycle
 from submissions.models import GradingRun
 from submissions.regrade.batches import regrade_batch_complete
 from submissions.results import GradingOutcome, Worker, evaluation_outcome, keep_log
@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 def attempt_open(run_id: int, worker: Worker) -> GradingRun | None:
     """Claim a queued re-grade attempt and note who grades it; None if nothing to claim."""
-    run = lifecycle.run_claim(run_id)
+    run = lifecycle.run_claim(run_id, worker_name=worker.name)
+    if run is None:
+        run = _takeover(run_id, worker)
     if run is None:
         return None
     run.worker_host, run.device = worker.host[:200], worker.device
@@ -32,6 +34,20 @@ def attempt_open(run_id: int, worker: Worker) -> GradingRun | None:
     )
     logger.info("re-grade %s: submission %s on %s", run.batch_id, run.submission_id, worker.host)
     return run
+
+
+def _takeover(run_id: int, worker: Worker) -> GradingRun | None:
+    """A re-delivered message for an attempt whose holder is dead (killed with its message
+    unacknowledged) takes it over instead of being dropped."""
+    run = GradingRun.objects.filter(
+        pk=run_id, batch__isnull=False, outcome=GradingRun.Outcome.RUNNING
+    ).first()
+    if run is None or not heartbeats.run_holder_dead(run):
+        return None
+    taken = lifecycle.run_takeover(run_id, run.worker_name, worker_name=worker.name)
+    if taken is not None:
+        logger.warning("re-grade run %s: taken over from dead worker %s", run_id, run.worker_name)
+    return taken
 
 
 def attempt_close(run: GradingRun, outcome: str, **fields: Any) -> None:

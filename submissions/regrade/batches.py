@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -147,7 +148,12 @@ def regrade_batch_start(
         soft, hard = grading_time_limits(challenge)
         for run_id in GradingRun.objects.filter(batch=batch).values_list("pk", flat=True):
             doorbell.ring_after_commit(
-                doorbell.REGRADE_ATTEMPT, run_id, soft=soft, hard=hard, device=challenge.device
+                doorbell.REGRADE_ATTEMPT,
+                run_id,
+                soft=soft,
+                hard=hard,
+                device=challenge.device,
+                on_failure=partial(lifecycle.run_mark_unsent, run_id),
             )
     logger.info("re-grade %s started by %s: %s", batch.pk, user, batch.reason)
     return batch

@@ -90,19 +90,19 @@ class Worker:
         return "".join(self.lines[-80:])
 
 
-@pytest.fixture(scope="session")
-def celery_worker(
-    django_db_setup: Any, django_db_blocker: Any, shared_dirs: dict[str, Path]
-) -> Iterator[Worker]:
+def start_worker(
+    shared_dirs: dict[str, Path],
+    *,
+    hostname: str = "integration@%h",
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Worker:
+    """A Celery worker process against the test database, ready to take work."""
     if connection.vendor == "postgresql":
         require_postgres()
     if settings.CELERY_BROKER_URL.startswith("redis://"):
         require_redis()
-        # Messages of an earlier, aborted run must not be graded against this database.
-        import redis
-
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = {
+    full_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url(),
@@ -113,6 +113,7 @@ def celery_worker(
         "GRADER_DATA_ROOT": str(shared_dirs["hidden"]),
         "GRADER_SANDBOX": "true",
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     proc = subprocess.Popen(
         [
@@ -127,10 +128,11 @@ def celery_worker(
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
-            "--hostname=integration@%h",
+            f"--hostname={hostname}",
+            *args,
         ],
         cwd=ROOT,
-        env=env,
+        env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -140,12 +142,32 @@ def celery_worker(
     if not worker.ready.wait(WORKER_READY_SECONDS):
         proc.kill()
         pytest.fail(f"the Celery worker did not start:\n{worker.log()}")
-    yield worker
-    proc.terminate()
+    return worker
+
+
+def stop_worker(worker: Worker) -> None:
+    if worker.proc.poll() is not None:
+        return
+    worker.proc.terminate()
     try:
-        proc.wait(timeout=20)
+        worker.proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        worker.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: Any, django_db_blocker: Any, shared_dirs: dict[str, Path]
+) -> Iterator[Worker]:
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        require_redis()
+        # Messages of an earlier, aborted run must not be graded against this database.
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    worker = start_worker(shared_dirs)
+    yield worker
+    stop_worker(worker)
 
 
 @pytest.fixture(autouse=True)

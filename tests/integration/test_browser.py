@@ -7,6 +7,7 @@ pytest-django's live server and grading is done by the real worker of the confte
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,64 @@ def test_it_takes_a_student_from_sign_in_to_a_graded_result(
     page.wait_for_function(
         "img => img.complete && img.naturalWidth > 0", arg=histogram.element_handle()
     )
+
+
+def test_the_result_page_shows_the_place_in_the_queue_live(
+    tab: Page,
+    live_server: Any,
+    shared_dirs: dict[str, Path],
+    keypoints: Challenge,
+    student: User,
+    demo_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No worker serves this test's own broker at first: the page says where the upload stands,
+    follows the queue as it moves, and shows the result once a real worker has graded it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from courses.models import Enrollment
+    from submissions.models import Submission
+    from submissions.services import submission_enqueue
+    from tests.brokers import app_sending_to, filesystem_options
+    from tests.integration.conftest import start_worker, stop_worker
+    from tests.platform.conftest import make_submission
+
+    folder = tmp_path / "broker"
+    with app_sending_to(monkeypatch, "filesystem://", filesystem_options(folder)):
+        other = User.objects.create_user("other", "other@example.com", "other")
+        earlier = timezone.now() - timedelta(seconds=30)
+        ahead = make_submission(
+            Enrollment.objects.create(user=other, semester=keypoints.semester),
+            keypoints,
+            created_at=earlier,
+        )
+        mine = make_submission(
+            Enrollment.objects.get(user=student),
+            keypoints,
+            content=demo_models["keypoints_pass"].read_bytes(),
+        )
+        submission_enqueue(mine)  # its message waits in this test's broker
+        tab.goto(f"{live_server.url}/accounts/login/?next=/submissions/{mine.pk}/")
+        tab.fill("#id_username", "student")
+        tab.fill("#id_password", "student")
+        tab.get_by_role("button", name="Sign in").click()
+        place = tab.locator("[data-field=queue]")
+        # "; no grading worker is running right now", or "about 60 s" when the session's
+        # worker (serving another broker) beats: the place is what this test follows.
+        expect(place).to_have_text(re.compile(r"^2nd in the queue[;,] "))
+
+        Submission.objects.filter(pk=ahead.pk).update(status=Submission.Status.FAILED)
+        expect(place).to_have_text(re.compile(r"^1st in the queue[;,] "))
+
+        worker = start_worker(
+            shared_dirs,
+            hostname="browser@%h",
+            env={"CELERY_BROKER_URL": "filesystem://", "CELERY_BROKER_DIR": str(folder)},
+        )
+        try:
+            expect(tab.locator(".badge.passed")).to_be_visible(timeout=120_000)
+        finally:
+            stop_worker(worker)

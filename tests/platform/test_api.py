@@ -217,6 +217,8 @@ def test_it_shows_a_submission_to_its_owner(client, token, enrollment, challenge
         "passed": True,
         "metrics": {"score": "Infinity", "mse": 0.0},
         "error": "",
+        "queue_position": None,
+        "eta_seconds": None,
     }
 
 

@@ -190,3 +190,24 @@ def test_it_seeds_public_samples_beside_the_demo_hidden_set(semester, settings, 
     folder = tmp_path / "ws" / "segmentation-public"
     assert (folder / "test.txt").read_text().count(".bmp") == 4
     assert len(said) == 1
+
+
+def test_it_records_the_grade_and_draws_the_picture_when_the_mail_server_is_down(
+    transactional_db, enrollment, seg_challenge, seg_model, seg_root, settings, caplog
+):
+    """A real SMTP client pointed at a closed port, and real commits (no captured hooks): the
+    email fails after the grade is committed, which must not stop the picture or fail the task."""
+    from tests.brokers import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2
+    submission = make_submission(enrollment, seg_challenge, content=seg_model.read_bytes())
+
+    grade_submission.run(str(submission.pk))
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.GRADED, submission.error
+    assert submission.pictures == {"samples": picture_name(submission, "samples")}
+    assert default_storage.exists(submission.pictures["samples"])
+    assert f"emailing the result of {submission.pk} failed" in caplog.text
+    assert "Connection refused" in caplog.text

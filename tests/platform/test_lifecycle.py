@@ -41,6 +41,14 @@ def _resend(s: Submission) -> bool:
     return lifecycle.resend(s, timezone.now())
 
 
+def _takeover(s: Submission) -> bool:
+    return lifecycle.takeover(s.pk, s.attempts) is not None
+
+
+def _mark_unsent(s: Submission) -> bool:
+    return lifecycle.mark_unsent(s.pk)
+
+
 def _publish(s: Submission) -> bool:
     return lifecycle.publish(s.pk, {"status": S.GRADED, "score": 99.0, "passed": False})
 
@@ -52,6 +60,8 @@ TRANSITIONS: dict[str, Callable[[Submission], bool]] = {
     "requeue": _requeue,
     "give up": _give_up,
     "resend": _resend,
+    "takeover": _takeover,
+    "mark unsent": _mark_unsent,
     "publish": _publish,
 }
 
@@ -63,6 +73,8 @@ ALLOWED = {
     ("requeue", S.RUNNING): S.QUEUED,
     ("give up", S.RUNNING): S.FAILED,
     ("resend", S.QUEUED): S.QUEUED,
+    ("takeover", S.RUNNING): S.RUNNING,
+    ("mark unsent", S.QUEUED): S.QUEUED,
     ("publish", S.GRADED): S.GRADED,
     ("publish", S.FAILED): S.GRADED,
 }
@@ -113,6 +125,28 @@ def test_it_claims_nothing_for_an_unknown_or_malformed_id(db):
     assert lifecycle.claim("not-a-uuid") is None
 
 
+def test_it_lets_only_one_of_two_messages_take_a_dead_claim_over(enrollment, challenge):
+    submission = in_state(enrollment, challenge, S.RUNNING)
+
+    taken = lifecycle.takeover(submission.pk, 1)
+    assert taken is not None and taken.attempts == 2
+    assert lifecycle.takeover(submission.pk, 1) is None
+    # The dead holder's attempt can no longer finish it.
+    assert not lifecycle.finish(submission, error="late news")
+
+
+def test_resending_clears_the_unsent_mark(enrollment, challenge):
+    submission = make_submission(enrollment, challenge)
+    assert lifecycle.mark_unsent(submission.pk)
+    submission.refresh_from_db()
+    assert submission.unsent
+
+    assert lifecycle.resend(submission, timezone.now())
+
+    submission.refresh_from_db()
+    assert not submission.unsent
+
+
 def test_two_sweeps_resend_once(enrollment, challenge):
     submission = make_submission(enrollment, challenge)
     stale_copy = Submission.objects.get(pk=submission.pk)
@@ -161,6 +195,14 @@ def _run_resend(r: GradingRun) -> bool:
     return lifecycle.run_resend(r, timezone.now())
 
 
+def _run_takeover(r: GradingRun) -> bool:
+    return lifecycle.run_takeover(r.pk, r.worker_name, worker_name="new:2") is not None
+
+
+def _run_mark_unsent(r: GradingRun) -> bool:
+    return lifecycle.run_mark_unsent(r.pk)
+
+
 def _runs_cancel(r: GradingRun) -> bool:
     assert r.batch_id is not None
     return lifecycle.runs_cancel(r.batch_id, timezone.now()) == 1
@@ -171,6 +213,8 @@ RUN_TRANSITIONS: dict[str, Callable[[GradingRun], bool]] = {
     "close": _run_close,
     "requeue": _run_requeue,
     "resend": _run_resend,
+    "takeover": _run_takeover,
+    "mark unsent": _run_mark_unsent,
     "cancel": _runs_cancel,
 }
 
@@ -179,6 +223,8 @@ RUN_ALLOWED = {
     ("close", O.RUNNING): O.GRADED,
     ("requeue", O.RUNNING): O.QUEUED,
     ("resend", O.QUEUED): O.QUEUED,
+    ("takeover", O.RUNNING): O.RUNNING,
+    ("mark unsent", O.QUEUED): O.QUEUED,
     ("cancel", O.QUEUED): O.CANCELLED,
 }
 
@@ -190,7 +236,9 @@ def test_it_allows_exactly_the_listed_attempt_transitions(
 ):
     submission = in_state(enrollment, challenge, S.GRADED)
     batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
-    run = GradingRun.objects.create(submission=submission, batch=batch, attempt=0, outcome=outcome)
+    run = GradingRun.objects.create(
+        submission=submission, batch=batch, attempt=0, outcome=outcome, worker_name="dead:1"
+    )
 
     happened = RUN_TRANSITIONS[transition](run)
 

@@ -177,6 +177,7 @@ def test_it_reports_live_status_of_own_submissions_only(
         "mse": "0.004000",
         "passed": True,
         "error": "",
+        "queue": "",
     }
     assert states[str(pending.pk)]["pending"] is True
 

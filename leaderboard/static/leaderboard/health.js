@@ -1,0 +1,24 @@
+// The staff health page: every 3 s, fetch the page's body again and swap it in, so workers,
+// queues and failures stay current without a reload. Keeps trying after a hiccup.
+(function () {
+  "use strict";
+  var INTERVAL = 3000;
+
+  function refresh(root) {
+    fetch(root.getAttribute("data-refresh"), { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        root.innerHTML = html;
+        window.setTimeout(function () { refresh(root); }, INTERVAL);
+      })
+      .catch(function () { window.setTimeout(function () { refresh(root); }, INTERVAL * 3); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.getElementById("health");
+    if (root) { window.setTimeout(function () { refresh(root); }, INTERVAL); }
+  });
+})();

@@ -1,0 +1,217 @@
+"""Worker heartbeats: a claim whose worker stopped beating moves on in seconds, by the sweep or
+by a re-delivered message; a live worker's claim is left alone; a lost database connection
+while recording is retried."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from submissions import heartbeats
+from submissions.models import GradingRun, RegradeBatch, Submission, WorkerHeartbeat
+from submissions.regrade.attempts import attempt_open
+from submissions.results import Worker, grading_open, with_db_retry
+from submissions.sweep import DEAD_NOTE, NO_RESULT_NOTE, submissions_sweep
+from tests.platform.conftest import graded, make_submission
+
+
+def worker(name: str) -> Worker:
+    return Worker(host=name.split(":")[0], device="cpu", torch_version="", name=name)
+
+
+def beating(name: str, seconds_ago: float = 0.0) -> WorkerHeartbeat:
+    heartbeats.beat(name, host=name.split(":")[0], device="cpu")
+    WorkerHeartbeat.objects.filter(name=name).update(
+        beat_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+    return WorkerHeartbeat.objects.get(name=name)
+
+
+@pytest.fixture(autouse=True)
+def dead_after(settings):
+    settings.GRADER_WORKER_DEAD_SECONDS = 30
+
+
+def test_it_requeues_at_once_what_a_dead_worker_held(enrollment, challenge, sent):
+    beating("w1:10")
+    submission = make_submission(enrollment, challenge)
+    assert grading_open(submission.pk, worker("w1:10")) is not None
+    beating("w1:10", seconds_ago=31)  # killed: it stopped beating 31 s ago
+
+    report = submissions_sweep()
+
+    assert report.requeued == [str(submission.pk)]
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.QUEUED
+    run = submission.runs.get()
+    assert (run.outcome, run.error_code, run.log) == (GradingRun.Outcome.LOST, "lost", DEAD_NOTE)
+
+
+def test_it_leaves_alone_what_a_live_worker_holds(enrollment, challenge):
+    beating("w1:10", seconds_ago=20)
+    submission = make_submission(enrollment, challenge)
+    assert grading_open(submission.pk, worker("w1:10")) is not None
+
+    assert submissions_sweep().requeued == []
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.RUNNING
+
+
+def test_a_worker_that_stopped_cleanly_is_not_alive(enrollment, challenge):
+    beating("w1:10")
+    submission = make_submission(enrollment, challenge)
+    assert grading_open(submission.pk, worker("w1:10")) is not None
+    heartbeats.stopped("w1:10")
+
+    assert submissions_sweep().requeued == [str(submission.pk)]
+
+
+def test_it_labels_a_live_worker_without_a_result_a_platform_error_not_lost(
+    enrollment, challenge, settings
+):
+    beating("w1:10")
+    submission = make_submission(enrollment, challenge)
+    assert grading_open(submission.pk, worker("w1:10")) is not None
+    long_ago = timezone.now() - timedelta(days=1)
+    Submission.objects.filter(pk=submission.pk).update(started_at=long_ago)
+
+    assert submissions_sweep().requeued == [str(submission.pk)]
+
+    run = submission.runs.get()
+    assert (run.outcome, run.error_code, run.log) == (
+        GradingRun.Outcome.PLATFORM_ERROR,
+        "no_result",
+        NO_RESULT_NOTE,
+    )
+
+
+def test_a_redelivered_message_takes_over_a_dead_workers_claim(enrollment, challenge):
+    beating("w1:10")
+    submission = make_submission(enrollment, challenge)
+    first = grading_open(submission.pk, worker("w1:10"))
+    assert first is not None
+    beating("w2:20")
+
+    # While the holder beats, a second message is a duplicate and finds nothing.
+    assert grading_open(submission.pk, worker("w2:20")) is None
+    beating("w1:10", seconds_ago=31)
+    second = grading_open(submission.pk, worker("w2:20"))
+
+    assert second is not None and second.submission.attempts == 2
+    assert second.run.worker_name == "w2:20"
+    first.run.refresh_from_db()
+    assert first.run.outcome == GradingRun.Outcome.LOST
+    # Only one of two re-delivered messages wins.
+    assert grading_open(submission.pk, worker("w3:30")) is None
+
+
+def test_a_redelivered_regrade_message_takes_over_a_dead_workers_attempt(
+    enrollment, challenge, sent
+):
+    submission = graded(enrollment, challenge, 120.0)
+    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
+    run = GradingRun.objects.create(
+        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
+    )
+    beating("w1:10")
+    assert attempt_open(run.pk, worker("w1:10")) is not None
+    assert attempt_open(run.pk, worker("w2:20")) is None
+    beating("w1:10", seconds_ago=31)
+
+    taken = attempt_open(run.pk, worker("w2:20"))
+
+    assert taken is not None and (taken.attempt, taken.worker_name) == (1, "w2:20")
+
+
+def test_the_sweep_requeues_a_dead_workers_regrade_attempt_at_once(
+    enrollment, challenge, sent, django_capture_on_commit_callbacks
+):
+    submission = graded(enrollment, challenge, 120.0)
+    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
+    run = GradingRun.objects.create(
+        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
+    )
+    beating("w1:10")
+    assert attempt_open(run.pk, worker("w1:10")) is not None
+    beating("w1:10", seconds_ago=31)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = submissions_sweep()
+
+    assert report.runs.requeued == [run.pk]
+    run.refresh_from_db()
+    assert run.outcome == GradingRun.Outcome.QUEUED
+    assert [m.args for m in sent] == [[run.pk]]
+
+
+def test_it_retries_a_result_write_after_a_lost_connection(db, settings, caplog):
+    settings.GRADER_RECORD_BACKOFF_SECONDS = 0.01
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("terminating connection due to administrator command")
+        return "recorded"
+
+    assert with_db_retry("submission x", flaky) == "recorded"
+    assert len(calls) == 3
+    assert "retry 2 of" in caplog.text
+
+
+def test_it_gives_up_retrying_after_the_configured_tries(db, settings):
+    settings.GRADER_RECORD_BACKOFF_SECONDS = 0.0
+    settings.GRADER_RECORD_RETRIES = 2
+    calls: list[int] = []
+
+    def down() -> None:
+        calls.append(1)
+        raise OperationalError("the database system is starting up")
+
+    with pytest.raises(OperationalError):
+        with_db_retry("submission x", down)
+    assert len(calls) == 3
+
+
+@pytest.mark.postgres
+def test_it_records_a_finished_grading_across_a_real_database_restart(
+    transactional_db, enrollment, challenge, settings, caplog
+):
+    """PostgreSQL stack only (SQLite is a file in this process: nothing to restart): the server
+    ends this process's connection, as a restart does, between the evaluation and the result
+    write; the write reconnects and the result is recorded."""
+    import psycopg
+    from django.db import connection
+
+    from grader.errors import GradingError
+    from submissions.results import GradingOutcome, grading_record
+
+    settings.GRADER_RECORD_BACKOFF_SECONDS = 0.05
+    submission = make_submission(enrollment, challenge)
+    grading = grading_open(submission.pk, worker("w1:10"))
+    assert grading is not None
+    pid = connection.connection.info.backend_pid
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # A rejection: what it records is the same kind of write as a grade, without running a model.
+    outcome = GradingOutcome(
+        runner="process", error=GradingError("bad_output", "your model said no")
+    )
+
+    assert with_db_retry("submission", grading_record, grading, outcome, last_try=False)
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.FAILED
+    assert submission.error == "your model said no"
+    assert "database unavailable" in caplog.text
