@@ -1,9 +1,10 @@
 """Where a queued submission stands: its place in the queue and about when it will be graded.
 
-Every worker serves every challenge from one queue, served in the order messages were sent
-(``queued_at``), so the place counts queued submissions of all challenges sent before it. The
-wait comes from how long recent gradings of its challenge took and how many workers are alive;
-with no worker alive there is no honest estimate (``None``).
+Each device has its queue (``Challenge.device``: ``cpu`` or ``gpu``), served in the order
+messages were sent (``queued_at``), so the place counts the queued submissions of every challenge
+on the same device sent before it. The wait comes from how long recent gradings of its challenge
+took and how many workers serving that device are alive (GPU workers serve the CPU queue too);
+with none alive there is no honest estimate (``None``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import timedelta
 from django.db.models import Avg, DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
+from courses.models import Challenge
 from submissions.heartbeats import alive_workers
 from submissions.models import GradingRun, Submission
 
@@ -74,8 +76,9 @@ def grading_seconds(challenge_id: int) -> float:
 def queue_place(submission: Submission) -> QueuePlace:
     if submission.status != Submission.Status.QUEUED:
         return QueuePlace()
+    device = submission.challenge.device
     ahead = (
-        Submission.objects.filter(status=Submission.Status.QUEUED)
+        Submission.objects.filter(status=Submission.Status.QUEUED, challenge__device=device)
         .filter(
             Q(queued_at__lt=submission.queued_at)
             | Q(queued_at=submission.queued_at, pk__lt=submission.pk)
@@ -83,10 +86,15 @@ def queue_place(submission: Submission) -> QueuePlace:
         .count()
     )
     position = ahead + 1
-    workers = alive_workers(timezone.now()).count()
+    serving = alive_workers(timezone.now())
+    if device == Challenge.Device.GPU:
+        serving = serving.filter(device__startswith="cuda")
+    workers = serving.count()
     if not workers:
         return QueuePlace(position, None)
-    running = Submission.objects.filter(status=Submission.Status.RUNNING).count()
+    running = Submission.objects.filter(
+        status=Submission.Status.RUNNING, challenge__device=device
+    ).count()
     each = grading_seconds(submission.challenge_id)
     # The running jobs are half done on average; the ones ahead share the workers; then its own.
     waves = (running / 2 + ahead) / workers

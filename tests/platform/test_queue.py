@@ -41,6 +41,19 @@ def test_it_counts_the_queue_across_challenges_in_sending_order(enrollment, chal
     assert [queue_place(s).position for s in (first, second, third)] == [1, 2, 3]
 
 
+def test_it_counts_only_the_queue_of_the_challenges_device(enrollment, challenge, semester):
+    gpu = make_challenge(semester, slug="gpu", title="On a GPU", device="gpu")
+    gpu_first = queued_at(enrollment, gpu, 30)
+    cpu_later = queued_at(enrollment, challenge, 20)
+    gpu_later = queued_at(enrollment, gpu, 10)
+    heartbeats.beat("cpu:1", host="h", device="cpu")
+
+    assert [queue_place(s).position for s in (gpu_first, cpu_later, gpu_later)] == [1, 1, 2]
+    # A CPU worker does not serve the GPU queue: no estimate for it, one for the CPU queue.
+    assert queue_place(gpu_first).eta_seconds is None
+    assert queue_place(cpu_later).eta_seconds is not None
+
+
 def test_it_has_no_place_unless_queued(enrollment, challenge):
     running = make_submission(enrollment, challenge, status=Submission.Status.RUNNING)
     graded = make_submission(enrollment, challenge, status=Submission.Status.GRADED)
