@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser
@@ -36,3 +37,17 @@ def submission_for_viewer(user: User, pk: UUID | str) -> Submission:
 def can_see_runs(user: User, submission: Submission) -> bool:
     """Grading runs hold logs that may echo hidden test inputs: course staff only."""
     return is_course_staff(user, submission.challenge.semester)
+
+
+#: facts of the grading host in a result's metrics; the result page shows them only beside the
+#: runs (to course staff), and the API follows the page
+STAFF_ONLY_METRICS = ("dataset_hash", "runner", "grader_version")
+
+
+def metrics_for(user: User, submission: Submission) -> dict[str, Any]:
+    """The submission's metrics as ``user`` may see them: without the host's facts for students."""
+    metrics = dict(submission.metrics or {})
+    if not can_see_runs(user, submission):
+        for key in STAFF_ONLY_METRICS:
+            metrics.pop(key, None)
+    return metrics

@@ -272,13 +272,13 @@ def make_submission(
 ) -> Submission:
     """A submission row as if uploaded at ``created_at`` (default: now), queued unless told."""
     created_at = created_at or timezone.now()
+    fields.setdefault("format", "pt2")
     submission = Submission(
         id=uuid.uuid4(),
         enrollment=enrollment,
         challenge=challenge,
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
-        format="pt2",
         created_at=created_at,
         queued_at=created_at,
         **fields,

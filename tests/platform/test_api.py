@@ -220,6 +220,34 @@ def test_it_shows_a_submission_to_its_owner(client, token, enrollment, challenge
     }
 
 
+HOST_FACTS = {"dataset_hash": "ab" * 32, "runner": "sandbox", "grader_version": "1.2.3"}
+
+
+def test_it_shows_the_owner_the_fields_their_result_page_shows(
+    client, token, enrollment, challenge
+):
+    submission = graded(enrollment, challenge, 2.0)
+    submission.metrics = {**submission.metrics, **HOST_FACTS}
+    submission.save()
+
+    metrics = client.get(f"/api/submissions/{submission.pk}/", **auth(token)).json()["metrics"]
+
+    assert not set(HOST_FACTS) & set(metrics)
+    assert metrics["mse"] == 0.25
+
+
+def test_it_shows_course_staff_the_host_facts(client, ta, enrollment, challenge):
+    from submissions.models import ApiToken
+
+    submission = graded(enrollment, challenge, 2.0)
+    submission.metrics = {**submission.metrics, **HOST_FACTS}
+    submission.save()
+
+    response = client.get(f"/api/submissions/{submission.pk}/", **auth(ApiToken.for_user(ta).key))
+
+    assert HOST_FACTS.items() <= response.json()["metrics"].items()
+
+
 def test_it_hides_a_submission_from_other_students(client, other_student, enrollment, challenge):
     from submissions.models import ApiToken
 
