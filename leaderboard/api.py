@@ -149,7 +149,10 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
 @api_view(("GET",))
 def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
     submission = (
-        visible_submissions(request.user).select_related("challenge__semester").filter(pk=pk).first()
+        visible_submissions(request.user)
+        .select_related("challenge__semester")
+        .filter(pk=pk)
+        .first()
     )
     if submission is None:
         return error(404, "not_found", "no such submission")
