@@ -1,4 +1,5 @@
-"""Who sees which submission: the owner, the semester's TAs and site staff; 404 for the rest."""
+"""Who sees which submission: the owner, the semester's TAs and staff holding the grade-book
+permission; 404 for the rest."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from courses.access import User, is_course_staff, is_staff
+from courses.access import User, is_course_staff, sees_every_gradebook
 from courses.models import Enrollment
 from submissions.models import Submission
 
 
 def visible_submissions(user: User) -> QuerySet[Submission]:
-    if is_staff(user):
+    if sees_every_gradebook(user):
         return Submission.objects.all()
     if isinstance(user, AnonymousUser):
         return Submission.objects.none()

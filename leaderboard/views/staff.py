@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
-from courses.access import AuthedRequest, User, challenge_for_staff, is_staff
+from courses.access import AuthedRequest, User, challenge_for_staff, is_course_staff
 from grader.evaluate import json_number
 from leaderboard.boards import gradebook_rows
 from leaderboard.csv_export import csv_response
@@ -17,10 +17,12 @@ from submissions.regrade import Progress, regrade_batch_report
 
 
 def batch_for_staff(user: User, pk: int) -> RegradeBatch:
-    """A re-grade batch, for site staff only (404 to anyone else)."""
-    if not is_staff(user):
+    """A re-grade batch, for whoever sees its challenge's grade book (404 to anyone else)."""
+    batch = RegradeBatch.objects.select_related("challenge__semester", "created_by").filter(pk=pk)
+    found = batch.first()
+    if found is None or not is_course_staff(user, found.challenge.semester):
         raise Http404("no such re-grade")
-    return get_object_or_404(RegradeBatch.objects.select_related("challenge", "created_by"), pk=pk)
+    return found
 
 
 @login_required
