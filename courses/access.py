@@ -31,7 +31,7 @@ def sees_every_gradebook(user: User) -> bool:
     """A superuser, or site staff given ``courses.view_gradebook`` (directly or by a group)."""
     if not is_staff(user) and not getattr(user, "is_superuser", False):
         return False  # checked first: a TA's page costs no permission query
-    return bool(user.is_active) and user.has_perm(GRADEBOOK_PERMISSION)
+    return isinstance(user, DjangoUser) and user.is_active and user.has_perm(GRADEBOOK_PERMISSION)
 
 
 def is_course_staff(user: User, semester: Semester) -> bool:
