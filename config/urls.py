@@ -15,3 +15,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("leaderboard.urls")),
 ]
+
+handler400 = "leaderboard.views.errors.bad_request"
+handler403 = "leaderboard.views.errors.permission_denied"
+handler404 = "leaderboard.views.errors.page_not_found"
+handler500 = "leaderboard.views.errors.server_error"
