@@ -69,13 +69,16 @@ def platform_settings(settings: Any, tmp_path: Path, data_root: Path) -> Any:
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
-    """Computed boards and charts are cached per process; each test starts without them."""
+    """Computed boards, charts and the body limit are cached per process; each test starts
+    without them."""
     from django.core.cache import cache
 
     from leaderboard.boards import leaderboard_forget
+    from leaderboard.body_limit import forget_limit
 
     cache.clear()
     leaderboard_forget()
+    forget_limit()
 
 
 @dataclass

@@ -33,7 +33,7 @@ def spool(settings, tmp_path):
 def raw_request(
     server: str, head: str, body: bytes = b"", timeout: float = 5
 ) -> tuple[bytes, float]:
-    """Send ``head`` and ``body`` on a fresh socket; the answer's first bytes and how long it took."""
+    """Send ``head`` and ``body`` on a fresh socket: the answer, and how long it took."""
     url = urlparse(server)
     started = time.monotonic()
     with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
