@@ -4,19 +4,20 @@ CSRF checking reads ``request.POST``, which spools a large body to a temporary f
 300 MB anonymous POST to the sign-in page used to land on disk before anything refused it. The
 limit is the largest upload any challenge allows plus room for the form's other fields: nothing
 on the site takes more. A body with a ``Content-Length`` above it is answered 413 at once,
-unread; a chunked body (no length; gunicorn sets ``wsgi.input_terminated``) is read through a
-counter that stops at the limit, and the handler for the resulting error answers 413 too
-(``leaderboard.views.errors``). The reverse proxy caps bodies as well (deploy/Caddyfile); this
-is the same rule for whatever reaches gunicorn directly.
+unread; a chunked body (no length; gunicorn sets ``wsgi.input_terminated``, and Django alone
+would ignore it) is read here, and refused with 413 the moment it passes the limit. The
+reverse proxy caps bodies as well (deploy/Caddyfile); this is the same rule for whatever
+reaches gunicorn directly.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from typing import IO
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.wsgi import LimitedStream
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -25,6 +26,7 @@ from courses.models import Challenge
 MB = 1 << 20
 #: the form's other fields and the multipart envelope around the file
 FORM_MARGIN = 1 * MB
+CHUNK = 64 * 1024
 #: how long a process trusts its idea of the largest upload (one aggregate query to refresh)
 REFRESH_SECONDS = 30.0
 
@@ -49,31 +51,19 @@ def forget_limit() -> None:
     _cached = (0.0, 0)
 
 
-class BodyTooLarge(RequestDataTooBig):
-    """A chunked body went past the limit while it was being read."""
+def read_capped(stream: IO[bytes], limit: int) -> bytes | None:
+    """A chunked body read whole, or None as soon as it passes ``limit`` (the rest unread).
 
-
-class CappedStream:
-    """Reads a body of unknown length, raising ``BodyTooLarge`` past ``limit`` bytes."""
-
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
-        self._stream = stream
-        self._left = limit
-
-    def _count(self, data: bytes) -> bytes:
-        self._left -= len(data)
-        if self._left < 0:
-            raise BodyTooLarge("request body too large")
-        return data
-
-    def read(self, size: int = -1) -> bytes:
-        # Never ask for more than one byte past the limit: enough to see it was crossed.
-        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
-        return self._count(self._stream.read(want))
-
-    def readline(self, size: int = -1) -> bytes:
-        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
-        return self._count(self._stream.readline(want))
+    In memory: at most ``limit`` bytes, the largest upload the site accepts anyway.
+    """
+    body = io.BytesIO()
+    while True:
+        chunk = stream.read(min(CHUNK, limit + 1 - body.tell()))
+        if not chunk:
+            return body.getvalue()
+        body.write(chunk)
+        if body.tell() > limit:
+            return None
 
 
 def too_large(request: HttpRequest, limit: int) -> HttpResponse:
@@ -104,5 +94,10 @@ class RequestBodyLimit:
                 if int(raw) > limit:
                     return too_large(request, limit)
             elif request.META.get("wsgi.input_terminated"):
-                request._stream = CappedStream(request.META["wsgi.input"], limit)  # type: ignore[assignment]
+                body = read_capped(request.META["wsgi.input"], limit)
+                if body is None:
+                    return too_large(request, limit)
+                # Django reads a body by its length: give it one, so forms work as usual.
+                request.META["CONTENT_LENGTH"] = str(len(body))
+                request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[assignment]
         return self.get_response(request)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-from leaderboard.body_limit import BodyTooLarge, body_limit, too_large
-
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
@@ -21,8 +19,6 @@ def _json(status: int, code: str, message: str) -> JsonResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if isinstance(exception, BodyTooLarge):
-        return too_large(request, body_limit())
     if _is_api(request):
         return _json(400, "bad_request", "malformed request")
     return defaults.bad_request(request, exception)
