@@ -24,7 +24,9 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
         " 'options': s.CELERY_BROKER_TRANSPORT_OPTIONS, 'debug': s.DEBUG}, default=str))"
     )
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "CELERY", "DEBUG"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE", "TEST_DATABASE", "CELERY", "DEBUG"))
     }
     return subprocess.run(
         [sys.executable, "-c", code],
