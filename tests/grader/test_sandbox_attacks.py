@@ -251,7 +251,7 @@ def test_pickled_module_payload_runs_only_inside(host, runner):
     )
     outcome = grade(path, host, runner)
     assert_rejected(outcome, "model_error")
-    assert "FileNotFoundError" in outcome.message  # it ran, and found no host to write to
+    assert "FileNotFoundError" in outcome.detail  # it ran, and found no host to write to
     assert_contained(outcome, host, marker)
 
 
@@ -332,7 +332,7 @@ def test_host_and_runtime_are_read_only(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "writes", body), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     assert_contained(outcome, host, marker, repo_file, venv_file)
 
 
@@ -358,7 +358,7 @@ def test_sockets_are_refused(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "socket", body), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     time.sleep(0.2)  # give a connection that got through time to be accepted
     assert_contained(outcome, host)
 
