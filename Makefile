@@ -30,7 +30,7 @@ bench: install-dev
 
 # System packages, installed when missing and running as root (otherwise: say what to install).
 # The demo needs bubblewrap (the sandbox); the tests also drive chromium and validate
-# docker-compose.yml with Debian's docker-compose.
+# docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile with its caddy.
 define apt_ensure
 	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -50,7 +50,7 @@ system-packages:
 	$(call apt_ensure,bwrap:bubblewrap)
 
 system-packages-dev: system-packages
-	$(call apt_ensure,chromium:chromium docker-compose:docker-compose)
+	$(call apt_ensure,chromium:chromium docker-compose:docker-compose caddy:caddy)
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)

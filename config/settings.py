@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +130,17 @@ INSTALLED_APPS = [
     "accounts",
     "submissions",
     "leaderboard",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
-    # First, so it times the whole answer (leaderboard.metrics).
+    # First: refuses an oversized body (413) before CSRF or anything else reads it.
+    "leaderboard.body_limit.RequestBodyLimit",
+    # Then, so it times the whole answer (leaderboard.metrics).
     "leaderboard.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,6 +148,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -197,14 +205,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "home"
-# Passwords first; the OIDC backend answers only on its callback and only when configured.
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failures for one username from one
+# address, that pair is refused for the cool-off. Per username *and* address, so neither a
+# guessed-at account nor a lecture hall behind one NAT is locked out for everyone. The database
+# handler works on SQLite and PostgreSQL alike; staff can lift a lockout in the admin.
+# Axes first (it refuses a locked-out pair before a password is checked), then passwords; the
+# OIDC backend answers only on its callback and only when configured.
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "accounts.oidc.UniversityOIDCBackend",
 ]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "leaderboard.signin.locked_out"
+AXES_CLIENT_IP_CALLABLE = "leaderboard.signin.client_ip"
+AXES_VERBOSE = False
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
 
 # Stored in UTC; each course shows times in its own timezone (Course.timezone).
 TIME_ZONE = "UTC"
@@ -212,16 +233,50 @@ USE_TZ = True
 LANGUAGE_CODE = "en-us"
 USE_I18N = False
 
-# Served over TLS by a proxy in front: trust its X-Forwarded-Proto, mark cookies Secure and
-# redirect plain http. Off by default, or a plain-http site (docker-compose on localhost) could
-# not sign anyone in.
-BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+# --- transport security -------------------------------------------------------------------------
+
+# Production is HTTPS behind the reverse proxy (deploy/Caddyfile) by default: with DEBUG off and
+# nothing else set, cookies are Secure, HSTS is on, plain http is redirected, and the proxy's
+# X-Forwarded-Proto / X-Forwarded-For are trusted (gunicorn is reachable only through it).
+# SERVE_PLAIN_HTTP=true is the explicit opt-out for a site without TLS (a lab network); start-up
+# then logs a warning (leaderboard.apps). With DEBUG on, none of this applies.
+SERVE_PLAIN_HTTP = env_bool("SERVE_PLAIN_HTTP", False)
+_SECURE_DEFAULT = not DEBUG and not SERVE_PLAIN_HTTP
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", _SECURE_DEFAULT)
+#: whether X-Forwarded-* headers come from our own proxy (else they are the client's word)
+TRUST_PROXY_HEADERS = BEHIND_TLS_PROXY
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_TLS_PROXY)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _SECURE_DEFAULT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _SECURE_DEFAULT)
+# A year, the browsers' preload minimum; subdomains of the site's own host are its own too.
+SECURE_HSTS_SECONDS = env_int(
+    "SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _SECURE_DEFAULT else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Joining the browsers' preload list is hard to undo: an operator's choice, not a default. Its
+# deploy check is silenced only while the choice is "no".
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from this site only,
+# so an injected <script> or inline handler does nothing. Templates and static JS therefore hold
+# no inline scripts or styles (tests/platform/test_csp.py); charts are SVG files and data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- static files and uploads -----------------------------------------------------------------
 

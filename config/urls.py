@@ -16,3 +16,8 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("", include("leaderboard.urls")),
 ]
+
+handler400 = "leaderboard.views.errors.bad_request"
+handler403 = "leaderboard.views.errors.permission_denied"
+handler404 = "leaderboard.views.errors.page_not_found"
+handler500 = "leaderboard.views.errors.server_error"

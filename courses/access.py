@@ -22,9 +22,21 @@ def is_staff(user: User) -> bool:
     return bool(getattr(user, "is_staff", False)) and user.is_active
 
 
+#: site staff need this to see every semester's grade books, pass lists, re-grade reports and
+#: staff logs: ``is_staff`` alone only opens the admin (superusers hold every permission)
+GRADEBOOK_PERMISSION = "courses.view_gradebook"
+
+
+def sees_every_gradebook(user: User) -> bool:
+    """A superuser, or site staff given ``courses.view_gradebook`` (directly or by a group)."""
+    if not is_staff(user) and not getattr(user, "is_superuser", False):
+        return False  # checked first: a TA's page costs no permission query
+    return isinstance(user, DjangoUser) and user.is_active and user.has_perm(GRADEBOOK_PERMISSION)
+
+
 def is_course_staff(user: User, semester: Semester) -> bool:
-    """Site staff, or a teaching assistant of this semester."""
-    if is_staff(user):
+    """Staff who see every grade book, or a teaching assistant of this semester."""
+    if sees_every_gradebook(user):
         return True
     if isinstance(user, AnonymousUser):
         return False

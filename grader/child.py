@@ -3,7 +3,10 @@
 This module runs in a separate process (under the sandbox in production) and never sees labels.
 It reads a ``job`` frame (settings + model bytes) and an ``inputs`` frame from ``inp``, and
 writes ``progress`` frames and one final ``result`` or ``error`` frame to ``out``. Anything the
-model prints goes to stderr, which the parent keeps for staff only.
+model prints goes to stderr, which the parent keeps for staff only. Nothing this process writes
+reaches a student as text: the model runs here and can forge any frame, so the parent words
+the student's message from the frame's code alone (``grader.runners.wording``) and keeps the
+``message`` and ``detail`` sent here for the staff log.
 """
 
 from __future__ import annotations
@@ -55,7 +58,11 @@ def predict_all(job: dict[str, Any], model: bytes, inputs: np.ndarray) -> Iterat
             n_inf += inf_here
             yield "progress", start + len(batch)
     if n_nan or n_inf:
-        raise GradingError("output_not_finite", nonfinite_message(n_nan, n_inf, count))
+        raise GradingError(
+            "output_not_finite",
+            nonfinite_message(n_nan, n_inf, count),
+            facts={"nan": n_nan, "inf": n_inf},
+        )
     yield "result", (np.concatenate(chunks) if chunks else np.zeros((0,)), params)
 
 
@@ -63,17 +70,29 @@ _SCRIPTED_RAISE = re.compile(r"^(?:builtins\.)?([A-Z]\w*): (.*)$")
 
 
 def raised(exc: BaseException) -> str:
-    """``"<type>: <safe message>"`` for an exception the model raised.
+    """``"<type>: <safe message>"`` for an exception the model raised (the staff log's gist).
 
     TorchScript wraps a scripted ``raise ValueError(...)`` in ``torch.jit.Error`` whose first
     line is a generic "operation failed" and whose last line is ``builtins.ValueError: ...``
-    (``RuntimeError: ...`` for an ``assert``): the student hears of their own exception.
+    (``RuntimeError: ...`` for an ``assert``).
     """
     lines = str(exc).strip().splitlines()
     match = _SCRIPTED_RAISE.match(lines[-1]) if lines else None
     if type(exc).__name__ in ("Error", "JITException") and match:
         return f"{match.group(1)}: {safe_message(Exception(match.group(2)))}"
     return f"{type(exc).__name__}: {safe_message(exc)}"
+
+
+def raised_class(exc: BaseException) -> str:
+    """The class name of the exception the model raised, unwrapped from TorchScript's error.
+
+    Only a hint: the parent shows it solely when it is on its allow-list of built-in classes.
+    """
+    lines = str(exc).strip().splitlines()
+    match = _SCRIPTED_RAISE.match(lines[-1]) if lines else None
+    if type(exc).__name__ in ("Error", "JITException") and match:
+        return match.group(1)
+    return type(exc).__name__
 
 
 def resource_code(exc: BaseException) -> str:
@@ -122,7 +141,14 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
         return 0
     except GradingError as exc:
         _verdict(
-            out, {"type": "error", "code": exc.code, "message": exc.message, "detail": exc.detail}
+            out,
+            {
+                "type": "error",
+                "code": exc.code,
+                "message": exc.message,
+                "detail": exc.detail,
+                "facts": exc.facts,
+            },
         )
         return 0
     except MemoryError:
@@ -135,7 +161,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
             traceback.print_exc()
             _verdict(out, {"type": "error", "code": code, "message": "", "detail": ""})
             return 0
-        # Student code raised: the traceback is for staff (stderr), the gist for the student.
+        # Student code raised: the traceback is for staff (stderr); the parent words the
+        # student's message, showing the class name only if it is a built-in one.
         traceback.print_exc()
         _verdict(
             out,
@@ -143,6 +170,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
                 "type": "error",
                 "code": "model_error",
                 "message": f"your model raised {raised(exc)}",
+                "exception": raised_class(exc),
                 "detail": traceback.format_exc()[-4000:],
             },
         )

@@ -4,7 +4,10 @@ Two families, because they are handled differently everywhere downstream:
 
 * ``GradingError``: the submission is at fault. ``message`` is written for the student and says
   what to change; ``detail`` is for staff only (it may quote the model's stderr, which can echo
-  test inputs). The attempt is final: retrying the same file gives the same answer.
+  test inputs). The attempt is final: retrying the same file gives the same answer. A
+  ``GradingError`` raised inside the model process is never shown as it is: the model runs
+  there and could have written it; the trusted parent rewords it from its code and ``facts``
+  (``grader.runners.wording``).
 * ``PlatformError``: the grading host is at fault (sandbox unavailable, dataset missing, worker
   killed). The student is told nothing beyond "grading will be retried"; the attempt is retried
   and never counts against the student's quota.
@@ -18,11 +21,15 @@ import re
 class GraderError(Exception):
     """A coded error with a message for the person who can act on it and a staff-only detail."""
 
-    def __init__(self, code: str, message: str, detail: str = "") -> None:
+    def __init__(
+        self, code: str, message: str, detail: str = "", facts: dict[str, int] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
+        #: counts the parent may word for the student once it has bounded them
+        self.facts = dict(facts or {})
 
     def as_dict(self) -> dict[str, str]:
         return {"error": self.message, "code": self.code}

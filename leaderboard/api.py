@@ -21,7 +21,7 @@ from courses.access import AuthedRequest, is_staff
 from courses.models import Challenge, Enrollment
 from grader.evaluate import json_number
 from leaderboard.boards import leaderboard_rows
-from submissions.access import visible_submissions
+from submissions.access import metrics_for, visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
 from submissions.models import ApiToken
 from submissions.queue import queue_place
@@ -157,7 +157,12 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
 
 @api_view(("GET",))
 def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
-    submission = visible_submissions(request.user).filter(pk=pk).first()
+    submission = (
+        visible_submissions(request.user)
+        .select_related("challenge__semester")
+        .filter(pk=pk)
+        .first()
+    )
     if submission is None:
         return error(404, "not_found", "no such submission")
     place = queue_place(submission)
@@ -167,7 +172,7 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
             "status": submission.status,
             "score": json_number(submission.score),
             "passed": submission.passed,
-            "metrics": submission.metrics,
+            "metrics": metrics_for(request.user, submission),
             "error": submission.error,
             # while queued: 1 = next to be graded, and seconds until the result (None while no
             # worker is alive); None otherwise

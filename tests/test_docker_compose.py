@@ -33,9 +33,24 @@ def test_it_has_the_production_services(compose: dict[str, Any]) -> None:
     assert {"pgdata", "media", "hidden"} <= set(compose["volumes"])
 
 
+def test_it_publishes_only_the_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    proxy = services["proxy"]
+    assert {"80:80", "443:443"} <= set(proxy["ports"])
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert proxy["environment"]["UPSTREAM"] == "web:8000"
+    assert (ROOT / "deploy" / "Caddyfile").is_file()
+    # the tested Caddyfile uses caddy 2.6's syntax: the image is pinned to Debian's version
+    assert proxy["image"] == "caddy:2.6.2"
+    assert {"caddydata", "caddyconfig"} <= set(compose["volumes"])  # certificates survive
+    assert services["web"]["expose"] == ["8000"]
+
+
 def test_it_runs_gunicorn_with_static_files_on_the_web_container(compose: dict[str, Any]) -> None:
     web = compose["services"]["web"]
-    assert "gunicorn config.wsgi:application" in web["command"]
+    assert "gunicorn config.wsgi:application -c deploy/gunicorn.conf.py" in web["command"]
     assert "collectstatic" in web["command"]
     assert "media:/srv/media" in web["volumes"]
     # The hidden test sets are for workers only.

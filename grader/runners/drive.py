@@ -2,7 +2,8 @@
 
 The parent writes the job and the inputs, reads size-bounded frames back under the job's
 wall-clock deadline, and turns whatever ended the job (a result, an error frame, a death, the
-deadline) into a ``Prediction`` or a ``GradingError`` worded for the student. Keeping it in one
+deadline) into a ``Prediction`` or a ``GradingError`` worded for the student, here in the
+parent and never from text the model process sent (``grader.runners.wording``). Keeping it in one
 place means the sandbox and the plain process map deaths to messages the same way.
 """
 
@@ -29,6 +30,7 @@ from grader.protocol import (
     write_message,
 )
 from grader.runners import Job, ModelProcess, Prediction, Progress
+from grader.runners.wording import staff_detail, student_error
 
 STDERR_KEEP = 64 * 1024
 
@@ -141,29 +143,37 @@ def _next_frame(proc: ModelProcess, max_output_bytes: int) -> tuple[dict[str, An
         ) from exc
 
 
-def _result(header: dict[str, Any], payload: bytes, started: float, log: str) -> Prediction:
+def _result(
+    header: dict[str, Any], payload: bytes, started: float, log: str, job: Job
+) -> Prediction:
     try:
         predictions = array_from(header, payload)
     except ProtocolError as exc:
         raise GradingError(
             "bad_predictions", "the grader could not read your model's predictions", str(exc)
         ) from exc
+    params = header.get("params", 0)
+    if not isinstance(params, int) or not 0 <= params < job.limits.max_params:
+        # The count is shown on the result page: a forged one must not carry data out.
+        raise GradingError(
+            "bad_predictions",
+            "the grader could not read your model's predictions",
+            f"model process reported {str(params)[:40]!r} parameters",
+        )
     return Prediction(
         predictions=predictions,
-        params=int(header.get("params", 0)),
+        params=params,
         seconds=time.monotonic() - started,
         log=log,
     )
 
 
-def _error(header: dict[str, Any], limits: Limits, count: int, log: str) -> GradingError:
+def _error(header: dict[str, Any], job: Job, count: int, log: str) -> GradingError:
+    """The student's error for an error frame: worded here, never taken from the frame."""
     code = str(header.get("code", "model_error"))
-    limit = limit_error(code, limits, count)
-    if limit:
-        limit.detail = log
-        return limit
-    detail = "\n".join(filter(None, [str(header.get("detail", "")), log]))
-    return GradingError(code, str(header.get("message", "")), detail)
+    error = limit_error(code, job.limits, count) or student_error(code, header, job, count)
+    error.detail = staff_detail(header, log)
+    return error
 
 
 def _death(
@@ -213,9 +223,9 @@ def run_protocol(
             # for its exit (torch's teardown takes about a second); its stderr is in the pipe.
             kill()
             if kind == "result":
-                return _result(header, payload, started, stderr.text())
+                return _result(header, payload, started, stderr.text(), job)
             if kind == "error":
-                raise _error(header, job.limits, count, stderr.text())
+                raise _error(header, job, count, stderr.text())
             raise _death(proc, deadline, job.limits, count, stderr)
     finally:
         deadline.cancel()

@@ -236,7 +236,12 @@ class RegradeBatchAdmin(admin.ModelAdmin):
         """The state of the batches the page asks about (``?id=``), for live progress."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        ids = [int(i) for i in request.GET.getlist("id") if i.isdigit()][:50]
+        # isdecimal() alone lets "²" and "٣" through, and a 30-digit id overflows the column
+        ids = [
+            int(i)
+            for i in request.GET.getlist("id")
+            if i.isascii() and i.isdecimal() and len(i) <= 18
+        ][:50]
         batches = self.get_queryset(request).filter(pk__in=ids)
         return JsonResponse({"batches": [batch_state(b, request) for b in batches]})
 

@@ -3,17 +3,16 @@ re-grade changed, and the platform's health. Each answers 404 to anyone who may 
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import PermissionsMixin
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 
-from courses.access import AuthedRequest, User, challenge_for_staff, is_staff
+from courses.access import AuthedRequest, User, challenge_for_staff, is_course_staff, is_staff
 from grader.evaluate import json_number
 from leaderboard.boards import gradebook_rows
+from leaderboard.csv_export import csv_response
 from leaderboard.views.public import headline_figures
 from submissions import health
 from submissions.models import HealthAlert, RegradeBatch
@@ -21,10 +20,12 @@ from submissions.regrade import Progress, regrade_batch_report
 
 
 def batch_for_staff(user: User, pk: int) -> RegradeBatch:
-    """A re-grade batch, for site staff only (404 to anyone else)."""
-    if not is_staff(user):
+    """A re-grade batch, for whoever sees its challenge's grade book (404 to anyone else)."""
+    batch = RegradeBatch.objects.select_related("challenge__semester", "created_by").filter(pk=pk)
+    found = batch.first()
+    if found is None or not is_course_staff(user, found.challenge.semester):
         raise Http404("no such re-grade")
-    return get_object_or_404(RegradeBatch.objects.select_related("challenge", "created_by"), pk=pk)
+    return found
 
 
 @login_required
@@ -32,33 +33,28 @@ def regrade_report(request: AuthedRequest, pk: int) -> HttpResponse:
     batch = batch_for_staff(request.user, pk)
     changes = regrade_batch_report(batch)
     if request.GET.get("format") == "csv":
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="regrade-{batch.pk}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(
+        header = [
+            "submission",
+            "handle",
+            "username",
+            "old_score",
+            "new_score",
+            "old_passed",
+            "new_passed",
+        ]
+        rows = (
             [
-                "submission",
-                "handle",
-                "username",
-                "old_score",
-                "new_score",
-                "old_passed",
-                "new_passed",
+                c.submission_id,
+                c.handle,
+                c.username,
+                c.old_score,
+                c.new_score,
+                c.old_passed,
+                c.new_passed,
             ]
+            for c in changes
         )
-        for c in changes:
-            writer.writerow(
-                [
-                    c.submission_id,
-                    c.handle,
-                    c.username,
-                    c.old_score,
-                    c.new_score,
-                    c.old_passed,
-                    c.new_passed,
-                ]
-            )
-        return response
+        return csv_response(f"regrade-{batch.pk}.csv", header, rows)
     context = {"batch": batch, "changes": changes, "progress": Progress.of(batch)}
     return render(request, "leaderboard/staff/regrade_report.html", context)
 
@@ -84,29 +80,30 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
     """The pass list for the grade book, one row per student, times in the course's timezone."""
     challenge = challenge_for_staff(request.user, slug)
     zone = challenge.semester.course.tzinfo
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="{challenge.semester.slug}-{challenge.slug}-passes.csv"'
+    header = [
+        "username",
+        "email",
+        "handle",
+        "best_score",
+        "passed",
+        "submissions",
+        "best_submitted_at",
+    ]
+    rows = (
+        [
+            row.username,
+            row.email,
+            row.handle,
+            "" if row.best_score is None else json_number(row.best_score),
+            "yes" if row.passed else "no",
+            row.submissions,
+            ""
+            if row.best_submitted_at is None
+            else row.best_submitted_at.astimezone(zone).isoformat(timespec="seconds"),
+        ]
+        for row in gradebook_rows(challenge)
     )
-    writer = csv.writer(response)
-    writer.writerow(
-        ["username", "email", "handle", "best_score", "passed", "submissions", "best_submitted_at"]
-    )
-    for row in gradebook_rows(challenge):
-        writer.writerow(
-            [
-                row.username,
-                row.email,
-                row.handle,
-                "" if row.best_score is None else json_number(row.best_score),
-                "yes" if row.passed else "no",
-                row.submissions,
-                ""
-                if row.best_submitted_at is None
-                else row.best_submitted_at.astimezone(zone).isoformat(timespec="seconds"),
-            ]
-        )
-    return response
+    return csv_response(f"{challenge.semester.slug}-{challenge.slug}-passes.csv", header, rows)
 
 
 # --- the platform's health --------------------------------------------------------------------

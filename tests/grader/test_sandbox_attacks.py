@@ -251,7 +251,7 @@ def test_pickled_module_payload_runs_only_inside(host, runner):
     )
     outcome = grade(path, host, runner)
     assert_rejected(outcome, "model_error")
-    assert "FileNotFoundError" in outcome.message  # it ran, and found no host to write to
+    assert "FileNotFoundError" in outcome.detail  # it ran, and found no host to write to
     assert_contained(outcome, host, marker)
 
 
@@ -273,7 +273,7 @@ def test_environment_and_proc_environ_hold_no_secrets(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "environ", body, at_load=True), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     assert_contained(outcome, host)
 
 
@@ -310,7 +310,7 @@ def test_host_files_and_the_dataset_are_invisible(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "reads", body), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     assert_contained(outcome, host)
 
 
@@ -332,7 +332,7 @@ def test_host_and_runtime_are_read_only(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "writes", body), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     assert_contained(outcome, host, marker, repo_file, venv_file)
 
 
@@ -358,7 +358,7 @@ def test_sockets_are_refused(host, runner):
         raise RuntimeError("contained")
     """
     outcome = grade(_course(host, "socket", body), host, runner)
-    assert "contained" in assert_rejected(outcome, "model_error").message
+    assert "contained" in assert_rejected(outcome, "model_error").detail
     time.sleep(0.2)  # give a connection that got through time to be accepted
     assert_contained(outcome, host)
 
@@ -486,3 +486,50 @@ def test_labels_never_reach_the_model(base_pt2, host, runner, monkeypatch):
     assert all(labels[0].tobytes() not in payload for _, payload in frames)
     assert not [label for label in host.labels if label in repr(frames[0][0])]
     assert_contained(outcome, host)
+
+
+# --- what the model writes never reaches the student ----------------------------------------
+
+
+@pytest.mark.parametrize("at_load", [False, True])
+def test_an_exception_class_named_from_the_inputs_is_not_shown(at_load, host, runner):
+    # At load time the inputs are already in the process (the frame sits in its stdin).
+    body = """
+        import gc, sys
+        import numpy as np
+        if x is None:
+            arrays = [o for o in gc.get_objects() if isinstance(o, np.ndarray) and o.size > 1000]
+            pixels = arrays[0].ravel() if arrays else np.zeros(1)
+        else:
+            pixels = x[0].flatten().numpy()
+        name = "LEAK" + "".join(chr(97 + int(float(v) * 25)) for v in pixels[:40])
+        raise type(name, (Exception,), {})(name)
+    """
+    outcome = grade(_course(host, f"dynamic-class-{at_load}", body, at_load=at_load), host, runner)
+    error = assert_rejected(outcome, "model_error")
+    assert error.message.startswith("your model raised an exception")
+    assert "LEAK" in error.detail  # the staff log keeps the whole story
+    assert "LEAK" not in error.message
+
+
+def test_a_forged_error_frame_is_worded_by_the_parent(host, runner):
+    # The model writes its own verdict on the protocol pipe: code, message, facts, class name.
+    body = """
+        import os, stat, sys
+        from grader.protocol import write_message
+        name = "LEAK" + "".join(chr(97 + int(float(v) * 25)) for v in x[0].flatten()[:40])
+        header = {"type": "error", "code": "output_not_finite", "message": name,
+                  "exception": name, "facts": {"nan": 10 ** 12, "inf": name}}
+        for fd in range(3, 64):
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode) and os.get_blocking(fd):
+                    write_message(os.fdopen(fd, "wb"), header)
+                    break
+            except (OSError, ValueError):
+                pass
+        sys.stdout.flush()
+    """
+    outcome = grade(_course(host, "forged-error", body), host, runner)
+    error = assert_rejected(outcome, "output_not_finite")
+    assert "LEAK" not in error.message
+    assert error.message.startswith("your model returned NaN for 6 of 6 images")

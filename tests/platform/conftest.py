@@ -69,13 +69,16 @@ def platform_settings(settings: Any, tmp_path: Path, data_root: Path) -> Any:
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
-    """Computed boards and charts are cached per process; each test starts without them."""
+    """Computed boards, charts and the body limit are cached per process; each test starts
+    without them."""
     from django.core.cache import cache
 
     from leaderboard.boards import leaderboard_forget
+    from leaderboard.body_limit import forget_limit
 
     cache.clear()
     leaderboard_forget()
+    forget_limit()
 
 
 @dataclass
@@ -272,13 +275,13 @@ def make_submission(
 ) -> Submission:
     """A submission row as if uploaded at ``created_at`` (default: now), queued unless told."""
     created_at = created_at or timezone.now()
+    fields.setdefault("format", "pt2")
     submission = Submission(
         id=uuid.uuid4(),
         enrollment=enrollment,
         challenge=challenge,
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
-        format="pt2",
         created_at=created_at,
         queued_at=created_at,
         **fields,

@@ -324,3 +324,12 @@ def test_closing_a_semester_warns_about_running_regrades(
     response = select(client, "courses/semester", "close", semester.pk, confirm=False)
 
     assert "1 re-grade(s) still running will not publish" in response.content.decode()
+
+
+def test_the_progress_view_ignores_malformed_ids(client, staff):
+    client.force_login(staff)
+
+    for value in ["²", "٣", "-1", "9" * 30, ""]:
+        response = client.get("/admin/submissions/regradebatch/progress/", {"id": value})
+        assert response.status_code == 200
+        assert response.json() == {"batches": []}

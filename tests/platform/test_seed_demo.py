@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from courses.models import Challenge, Course, Enrollment, Semester
 from grader.kinds import kind_names
@@ -87,7 +88,9 @@ def test_it_seeds_a_demo_course_and_is_safe_to_run_twice(db, seeded_settings, fa
     assert set(GradingRun.objects.values_list("runner", flat=True)) == {"seeded"}
     staff = User.objects.get(username="staff")
     assert staff.is_staff and staff.is_superuser
-    assert authenticate(username="demo", password="demo") is not None
+    # a request, as django-axes' backend needs one to throttle by address
+    signing_in = RequestFactory().post("/accounts/login/")
+    assert authenticate(signing_in, username="demo", password="demo") is not None
     assert "demo / demo" in output
     assert "keypoints_pass.pt2" in output
     assert len(fake_models) == 1

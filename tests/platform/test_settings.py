@@ -24,7 +24,9 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
         " 'options': s.CELERY_BROKER_TRANSPORT_OPTIONS, 'debug': s.DEBUG}, default=str))"
     )
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "CELERY", "DEBUG"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE", "TEST_DATABASE", "CELERY", "DEBUG"))
     }
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -149,3 +151,71 @@ def test_it_configures_celery_for_one_job_at_a_time(settings):
     assert settings.CELERY_WORKER_CONCURRENCY == 1
     assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST is True
     assert settings.TIME_ZONE == "UTC" and settings.USE_TZ is True
+
+
+# --- production defaults ----------------------------------------------------------------------
+
+
+def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` in a fresh interpreter with only ``env`` on top of a clean environment."""
+    keep = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+    base = {k: v for k, v in os.environ.items() if k in keep}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k3y-" + "a1B2c3D4e5F6g7H8i9J0" * 3,
+    "ALLOWED_HOSTS": "leaderboard.example.edu",
+}
+
+
+def test_it_passes_the_deploy_check_with_only_a_key_and_hosts(tmp_path):
+    result = manage(tmp_path, "check", "--deploy", **PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+    assert "WARNINGS" not in result.stdout + result.stderr
+
+
+def test_it_is_https_only_by_default_in_production(tmp_path):
+    code = (
+        "import json; from config import settings as s; print(json.dumps([s.SESSION_COOKIE_SECURE,"
+        " s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS,"
+        " s.SECURE_PROXY_SSL_HEADER]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "VAR_DIR": str(tmp_path), **PRODUCTION},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert json.loads(result.stdout) == [
+        True, True, True, 31536000, ["HTTP_X_FORWARDED_PROTO", "https"]
+    ]  # fmt: skip
+
+
+def test_it_warns_at_start_up_when_told_to_serve_plain_http(tmp_path):
+    result = manage(tmp_path, "check", **PRODUCTION, SERVE_PLAIN_HTTP="true")
+
+    assert result.returncode == 0, result.stderr
+    assert "SERVE_PLAIN_HTTP is set: this site serves plain HTTP" in result.stderr
+    deploy = manage(tmp_path, "check", "--deploy", **PRODUCTION, SERVE_PLAIN_HTTP="true")
+    assert "security.W012" in deploy.stdout + deploy.stderr  # and the deploy check says so
+
+
+def test_it_stays_quiet_and_plain_on_a_developer_machine(tmp_path):
+    result = manage(tmp_path, "check")
+
+    assert result.returncode == 0, result.stderr
+    assert "SERVE_PLAIN_HTTP" not in result.stderr
