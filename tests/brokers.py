@@ -62,9 +62,11 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
 
-    def messages(self) -> list[str]:
-        """Task names of the messages waiting in the default queue."""
-        raw = redis.Redis.from_url(self.url).lrange("celery", 0, -1)
+    def messages(self, device: str = "cpu") -> list[str]:
+        """Task names of the messages waiting in the queue of ``device``'s workers."""
+        from submissions.doorbell import queue_for
+
+        raw = redis.Redis.from_url(self.url).lrange(queue_for(device), 0, -1)
         return [json.loads(m)["headers"]["task"] for m in raw]
 
 

@@ -4,7 +4,6 @@ email through Django's file-based backend (real files), and a real OpenID provid
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -18,11 +17,10 @@ from urllib.parse import quote
 import pytest
 import requests
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from courses.models import Course, Semester
 
-CHROMIUM = "/usr/bin/chromium"
 PROVIDER_READY_SECONDS = 30
 
 
@@ -32,30 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if Path(str(item.path)).is_relative_to(here):
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make install-dev` (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls around it are
-    # still plain synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

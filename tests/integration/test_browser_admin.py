@@ -23,7 +23,6 @@ from courses.models import Challenge
 from submissions import doorbell
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.integration.conftest import Worker, wait_until_done
-from tests.integration.test_browser import chromium, tab  # noqa: F401
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,7 +51,7 @@ def graded_submission(
 def test_a_ta_regrades_a_submission_and_follows_it_live(
     celery_worker: Worker,
     live_server: Any,
-    tab: Page,  # noqa: F811
+    tab: Page,
     keypoints: Challenge,
     student: User,
     demo_models: dict[str, Path],
