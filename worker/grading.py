@@ -157,6 +157,7 @@ def evaluate_submission(
                 runner,
                 threshold=challenge.threshold,
                 score_key=challenge.score_key,
+                public_fraction=challenge.public_fraction,
                 limits=limits_for(submission),
                 allowed_formats=tuple(challenge.allowed_formats),
                 device=worker.device,
