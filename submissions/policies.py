@@ -16,7 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from courses.models import Challenge, Enrollment, Extension
-from submissions.models import Submission
+from submissions.models import Standing, Submission
+from submissions.standings import number_or_none, part_metrics, standing_refresh
 
 DAY = timedelta(days=1)
 
@@ -126,7 +127,8 @@ class Window:
 def window_for(enrollment: Enrollment, challenge: Challenge, now: datetime) -> Window:
     extension = extension_for(enrollment, challenge)
     deadline = personal_deadline(challenge, extension)
-    spent = late_days_spent(enrollment)
+    # Without a budget nobody can have spent a late day: no queries.
+    spent = late_days_spent(enrollment) if challenge.semester.late_days else {}
     here = spent.get(challenge.pk, 0)
     total = sum(spent.values())
     budget = challenge.semester.late_days
@@ -159,14 +161,16 @@ def selection_open(submission: Submission, now: datetime) -> bool:
         return False
     extension = extension_for(submission.enrollment, challenge)
     deadline = personal_deadline(challenge, extension)
-    here = late_days_spent(submission.enrollment).get(challenge.pk, 0)
+    here = (
+        late_days_spent(submission.enrollment).get(challenge.pk, 0)
+        if challenge.semester.late_days
+        else 0
+    )
     return now < deadline + here * DAY
 
 
 def submission_select(submission: Submission, selected: bool, now: datetime | None = None) -> None:
     """Mark or unmark ``submission`` as one that counts; raises ``PolicyRefused``."""
-    from submissions.standings import standing_refresh
-
     now = now or timezone.now()
     challenge = submission.challenge
     if challenge.scoring != Challenge.Scoring.SELECTED:
@@ -195,8 +199,60 @@ def submission_select(submission: Submission, selected: bool, now: datetime | No
         standing_refresh(submission.enrollment_id, challenge.pk)
 
 
-def counted_ids(standing: Any, revealed: bool) -> Any:
-    """The id of the submission that counts now in a ``Standing`` (or None)."""
-    if standing is None:
-        return None
-    return standing.final_best_id if revealed else standing.best_id
+def submission_counted(submission: Submission, at: datetime | None = None) -> bool:
+    """Whether ``submission`` is the one of its student that counts now (one query)."""
+    revealed = submission.challenge.results_revealed(at)
+    column = "final_best_id" if revealed else "best_id"
+    counted = (
+        Standing.objects.filter(
+            enrollment_id=submission.enrollment_id, challenge_id=submission.challenge_id
+        )
+        .values_list(column, flat=True)
+        .first()
+    )
+    return counted == submission.pk
+
+
+# --- what a student sees of a result ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result as its student may see it now: before the reveal of a split challenge the
+    public part only (score, pass and figures), after it the private score that ranks, with
+    every figure of both parts and the whole set."""
+
+    score: float | None
+    passed: bool | None
+    metrics: dict[str, Any]
+    public_score: float | None
+    #: None until the reveal, and for a challenge without a split
+    private_score: float | None
+    revealed: bool
+
+
+#: figures of a split result that say nothing about the private part
+_SPLIT_FACTS = ("public_count", "private_count", "split_seed", "public_fraction", "count")
+
+
+def shown_result(submission: Submission, at: datetime | None = None) -> Shown:
+    challenge = submission.challenge
+    revealed = challenge.results_revealed(at)
+    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    public = part_metrics(metrics, "public") if challenge.has_split else None
+    private = part_metrics(metrics, "private") if challenge.has_split else None
+    graded = submission.status == Submission.Status.GRADED
+    if not graded or public is None or private is None:
+        score = submission.score if graded else None
+        return Shown(submission.score, submission.passed, metrics, score, None, revealed)
+    key, kind = challenge.score_key, challenge.kind
+    public_score = number_or_none(public.get(key))
+    if revealed:
+        private_score = number_or_none(private.get(key))
+        passed = private_score is not None and kind.passed(private, challenge.threshold, key)
+        return Shown(private_score, passed, metrics, public_score, private_score, revealed)
+    # Nothing of the private part, the whole set's figures included: the whole less the public
+    # part would give it away.
+    visible = {**public, **{k: metrics[k] for k in _SPLIT_FACTS if k in metrics}}
+    visible["passed"] = public_score is not None and kind.passed(public, challenge.threshold, key)
+    return Shown(public_score, visible["passed"], visible, public_score, None, revealed)

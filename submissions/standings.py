@@ -89,7 +89,7 @@ def part_metrics(metrics: Any, part: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _number(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
     if isinstance(value, str) and value in ("Infinity", "-Infinity"):
         return float(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
@@ -115,11 +115,11 @@ def _phase(row: dict[str, Any], part: str, rules: Rules) -> Phase:
     if figures is None:
         return Phase(
             row,
-            _number(row["score"]),
+            number_or_none(row["score"]),
             bool(row["passed"]),
             {key: metrics[key] for key in rules.headline if key in metrics},
         )
-    score = _number(figures.get(rules.score_key))
+    score = number_or_none(figures.get(rules.score_key))
     return Phase(
         row,
         score,
@@ -268,3 +268,15 @@ def challenge_rules_changed(challenge: Challenge) -> int:
     Challenge.objects.filter(pk=challenge.pk).update(policy_changed_at=now)
     challenge.policy_changed_at = now
     return len(standings_check(challenge, fix=True))
+
+
+def challenge_reveal(challenge: Challenge, hide: bool = False) -> None:
+    """ "Reveal final results": boards rank by the private part from now on, before the deadline
+    or after it when results were held. ``hide`` undoes an early reveal. Standings keep both
+    phases, so this only moves the boards' cache key on."""
+    now = timezone.now()
+    Challenge.objects.filter(pk=challenge.pk).update(
+        revealed_at=None if hide else now, policy_changed_at=now
+    )
+    challenge.revealed_at = None if hide else now
+    challenge.policy_changed_at = now

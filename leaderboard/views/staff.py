@@ -87,7 +87,18 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
     )
     writer = csv.writer(response)
     writer.writerow(
-        ["username", "email", "handle", "best_score", "passed", "submissions", "best_submitted_at"]
+        # "best_score" is the counted upload's score under the challenge's policies (public
+        # before the reveal, private after); the name stays for scripts that read the file.
+        [
+            "username",
+            "email",
+            "handle",
+            "best_score",
+            "passed",
+            "submissions",
+            "best_submitted_at",
+            "late_days",
+        ]
     )
     for row in gradebook_rows(challenge):
         writer.writerow(
@@ -101,6 +112,7 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
                 ""
                 if row.best_submitted_at is None
                 else row.best_submitted_at.astimezone(zone).isoformat(timespec="seconds"),
+                row.late_days,
             ]
         )
     return response
