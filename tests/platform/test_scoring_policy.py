@@ -165,7 +165,9 @@ def test_it_keeps_the_policy_through_a_published_regrade(challenge, history, sta
 
 def test_it_counts_a_new_latest_result_recorded_by_a_worker(challenge, enrollment, history):
     set_scoring(challenge, Challenge.Scoring.LAST)
-    queued = make_submission(enrollment, challenge, created_at=timezone.now() - timedelta(minutes=1))
+    queued = make_submission(
+        enrollment, challenge, created_at=timezone.now() - timedelta(minutes=1)
+    )
     claimed = lifecycle.claim(str(queued.pk))
     assert claimed is not None
 

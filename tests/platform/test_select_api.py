@@ -86,9 +86,7 @@ def test_it_answers_404_for_someone_elses_upload(client, token, semester, select
     assert select(client, token, theirs, "delete").status_code == 404
 
 
-def test_it_closes_marking_with_the_deadline_unless_extended(
-    client, token, enrollment, selecting
-):
+def test_it_closes_marking_with_the_deadline_unless_extended(client, token, enrollment, selecting):
     submission = graded(enrollment, selecting, 5.0)
     selecting.deadline = timezone.now() - timedelta(seconds=1)
     selecting.save()
@@ -127,4 +125,6 @@ def test_it_needs_csrf_for_a_session_post(client, student, enrollment, selecting
     strict.force_login(student)
 
     assert strict.post(f"/api/submissions/{submission.pk}/select/").status_code == 403
-    assert strict.post(f"/submissions/{submission.pk}/select/", {"selected": "1"}).status_code == 403
+    assert (
+        strict.post(f"/submissions/{submission.pk}/select/", {"selected": "1"}).status_code == 403
+    )
