@@ -116,6 +116,12 @@ class Semester(models.Model):
         super().save(*args, **kwargs)
 
 
+def reference_path(instance: Challenge, filename: str) -> str:
+    # Opaque, like uploads: a file name never reaches the disk.
+    del filename
+    return f"reference/{secrets.token_hex(16)}.bin"
+
+
 def validate_fraction(value: float) -> None:
     if not 0 <= value < 1:
         raise ValidationError("a fraction from 0 (no private part) up to, not including, 1")
@@ -187,6 +193,16 @@ class Challenge(models.Model):
     )
     #: when the rules that decide the standings last changed: part of the board's cache key
     policy_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: staff's own model, graded on the hidden data before the challenge opens
+    reference_model = models.FileField(
+        upload_to=reference_path,
+        max_length=200,
+        blank=True,
+        help_text="a model the staff expect to pass; graded by a worker on the hidden data",
+    )
+    #: the last check of the reference model (``submissions.reference``): status, score, passed,
+    #: error, when, and the rules and dataset hash it ran under
+    reference_check = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["deadline", "title"]
@@ -229,6 +245,21 @@ class Challenge(models.Model):
 
     def is_open(self, at: datetime | None = None) -> bool:
         return not self.semester.closed and not self.deadline_passed(at)
+
+    def grading_rules(self) -> dict[str, Any]:
+        """What a grading depends on besides the model and the data: a reference check run
+        under other rules is out of date."""
+        return {
+            "threshold": self.threshold,
+            "score_key": self.score_key,
+            "public_fraction": self.public_fraction,
+            "allowed_formats": list(self.allowed_formats),
+            "max_params": self.max_params,
+            "max_file_mb": self.max_file_mb,
+            "memory_mb": self.memory_mb,
+            "time_limit_seconds": self.time_limit_seconds,
+            "data_dir": self.data_dir,
+        }
 
     @property
     def has_split(self) -> bool:

@@ -17,6 +17,7 @@ from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
 from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
 from submissions.models import RegradeBatch
+from submissions.reference import reference_check_start, reference_warnings
 from submissions.standings import challenge_reveal, challenge_rules_changed
 
 #: the fields that decide standings: a change recomputes them (``challenge_rules_changed``)
@@ -137,7 +138,10 @@ class ChallengeAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug"]
     fieldsets = [
         (None, {"fields": ["semester", "task", "slug", "title", "description"]}),
-        ("Grading", {"fields": ["deadline", "threshold", "ranked_by", "data_dir"]}),
+        (
+            "Grading",
+            {"fields": ["deadline", "threshold", "ranked_by", "data_dir", "reference_model"]},
+        ),
         (
             "Policies",
             {
@@ -167,7 +171,7 @@ class ChallengeAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    actions = ["regrade_challenge", "reveal_results", "hide_results"]
+    actions = ["regrade_challenge", "reveal_results", "hide_results", "check_reference"]
     readonly_fields = ["revealed_at"]
     inlines = [ChallengeExtensionInline]
     change_form_template = "leaderboard/admin/challenge_change_form.html"
@@ -185,6 +189,16 @@ class ChallengeAdmin(admin.ModelAdmin):
         for challenge in queryset:
             challenge_reveal(challenge)
         self.message_user(request, f"{len(queryset)} challenge(s) now rank by the private part.")
+
+    @admin.action(description="Check with the reference model", permissions=["change"])
+    def check_reference(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
+        queued = sum(reference_check_start(challenge) for challenge in queryset)
+        self.message_user(request, f"{queued} reference check(s) queued; a worker grades them.")
+        if queued < len(queryset):
+            missing = len(queryset) - queued
+            self.message_user(
+                request, f"{missing} challenge(s) have no reference model.", messages.WARNING
+            )
 
     @admin.action(
         description="Hide final results again (until the deadline)", permissions=["change"]
@@ -247,6 +261,7 @@ class ChallengeAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "regrade_batches": [] if challenge is None else recent_batches(challenge, request),
             "can_regrade": has_regrade_permission(request),
+            "reference_warnings": [] if challenge is None else reference_warnings(challenge),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
