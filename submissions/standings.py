@@ -1,13 +1,19 @@
 """Each student's standing in a challenge, kept up to date as their submissions change.
 
-A standing is what the ranking needs of one (enrolment, challenge): the best graded submission
-with a real score (higher score first, then the earlier upload, then the id) and the number of
-uploads that count. It is recomputed from that student's own submissions (a handful of rows)
-whenever one of them changes:
+A standing is what the ranking needs of one (enrolment, challenge): the submission that counts
+under the challenge's scoring policy (``best``, ``last`` or ``selected``; among candidates the
+higher score first, then the earlier upload, then the id), and the number of uploads that count.
+This is the one place that decides which submission counts. It is kept twice: ranked by the
+public part of the test set (the whole set without a split), which boards show before the
+reveal, and by the private part (``final_*``), which they show after it; so the reveal, at the
+deadline or by staff, needs no write. It is recomputed from that student's own submissions (a
+handful of rows) whenever one of them changes:
 
 * saved through the ORM (upload, seed, the admin) or deleted: the signals below;
-* changed by a conditional ``UPDATE`` (finishing a grading, publishing a re-grade): the service
-  that does it calls ``standing_refresh`` in the same transaction.
+* changed by a conditional ``UPDATE`` (finishing a grading, publishing a re-grade, selecting an
+  upload): the service that does it calls ``standing_refresh`` in the same transaction;
+* the challenge's rules changed (policy, split, threshold, ranked figure, in the admin): every
+  standing of it, through ``challenge_rules_changed``.
 
 The standing row is locked while it is recomputed, so two results of one student recorded at
 once (two workers) never leave it stale: the second waits and then sees the first.
