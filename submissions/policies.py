@@ -1,8 +1,9 @@
 """A challenge's course policies as they apply to one student: their own deadline (an
-``Extension``), late days, their daily quota, and marking uploads that count.
+``Extension``), late days, their daily quota, marking uploads that count, and what they may see
+of a result before the reveal (``shown_result``: the public part only).
 
 Which submission counts, and by which score, is decided in one place: ``submissions.standings``.
-This module answers "may this student upload or select now, and until when".
+This module answers "may this student upload or select now, until when, and what do they see".
 """
 
 from __future__ import annotations
