@@ -5,6 +5,7 @@ profile with the API token. A result is visible to its owner and the semester's 
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
@@ -19,13 +20,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
 from courses.formatting import format_figure, format_score
-from courses.models import Challenge, Enrollment
+from courses.models import Challenge, Enrollment, Semester
 from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
 from submissions.forms import UploadForm, upload_too_large
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
 from submissions.policies import (
     PolicyRefused,
+    late_days_spent,
     selection_open,
     shown_result,
     submission_counted,
@@ -58,10 +60,22 @@ def course_detail(request: AuthedRequest, slug: str) -> HttpResponse:
         "leaderboard/student/course.html",
         {
             "course": course,
-            "sections": [(s, by_semester.get(s.pk, [])) for s in semesters],
+            "sections": [
+                (s, by_semester.get(s.pk, []), _late_days_left(request.user, s)) for s in semesters
+            ],
             "now": timezone.now(),
         },
     )
+
+
+def _late_days_left(user: Any, semester: Semester) -> int | None:
+    """The student's late days left in ``semester``; None without a budget (no queries)."""
+    if not semester.late_days:
+        return None
+    enrollment = Enrollment.objects.filter(user=user, semester=semester).first()
+    if enrollment is None:
+        return None
+    return max(0, semester.late_days - sum(late_days_spent(enrollment).values()))
 
 
 @login_required

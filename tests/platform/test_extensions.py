@@ -141,3 +141,14 @@ def test_it_refuses_an_extension_for_another_semester(enrollment, earlier_semest
 
     with pytest.raises(ValidationError):
         extension.full_clean()
+
+
+def test_it_shows_late_days_left_on_the_course_page(client, student, enrollment, semester, fixed):
+    semester.late_days = 3
+    semester.save()
+    make_submission(enrollment, fixed, created_at=DEADLINE + timedelta(hours=30))
+    client.force_login(student)
+
+    page = client.get(reverse("course_detail", args=[semester.course.slug])).content.decode()
+
+    assert "Late days: 1 of 3 left this semester." in page
