@@ -207,3 +207,50 @@ def test_it_grades_the_whole_set_and_both_parts_in_one_pass(
     ) / metrics["count"]
     assert metrics["mse"] == pytest.approx(weighted, rel=1e-9)
     assert leaderboard_build(split).rows[0].score == pytest.approx(metrics["public"]["score"])
+
+
+def test_it_judges_the_pass_list_on_the_private_part_after_the_reveal(client, staff, split, field):
+    client.force_login(staff)
+    url = reverse("challenge_passes_csv", args=[split.slug])
+    handle = field[0].handle
+
+    before = client.get(url).content.decode()
+    assert f"student,student@example.com,{handle},300.0,yes," in before
+    challenge_reveal(split)
+    after = client.get(url).content.decode()
+    assert f"student,student@example.com,{handle},50.0,no," in after
+
+
+def test_it_publishes_a_regrade_into_both_parts(split, field, staff):
+    from submissions.models import GradingRun, RegradeBatch
+    from submissions.regrade.batches import regrade_batch_publish
+
+    a, b, c = field
+    batch = RegradeBatch.objects.create(
+        challenge=split,
+        reason="new labels",
+        status=RegradeBatch.Status.COMPLETE,
+        total=1,
+        threshold=split.threshold,
+        score_key=split.score_key,
+    )
+    mine = Submission.objects.get(enrollment=a)
+    regraded = split_graded(a, split, public=100.0, private=400.0)
+    GradingRun.objects.create(
+        submission=mine,
+        attempt=2,
+        batch=batch,
+        outcome=GradingRun.Outcome.GRADED,
+        score=regraded.score,
+        passed=True,
+        metrics=regraded.metrics,
+        finished_at=timezone.now(),
+    )
+    regraded.delete()
+
+    assert regrade_batch_publish(batch, staff) == 1
+
+    assert [row[0] for row in board(split)] == [b.handle, c.handle, a.handle]  # public
+    challenge_reveal(split)
+    assert board(split)[0][:2] == (a.handle, 400.0)
+    assert standings_check(split) == []
