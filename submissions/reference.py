@@ -53,18 +53,20 @@ def reference_check_record(challenge: Challenge, outcome: GradingOutcome) -> dic
         "dataset_hash": outcome.dataset_hash,
         "rules": challenge.grading_rules(),
     }
+    # The last check in which the model passed: what the warnings compare against.
+    check["last_good"] = (challenge.reference_check or {}).get("last_good")
     if evaluation is not None:
         score = None if math.isnan(evaluation.score) else evaluation.score
-        check |= {"score": json_value(score), "passed": score is not None and evaluation.passed}
-        # The last check that gave a score: what the warnings compare against.
-        check["last_good"] = {"dataset_hash": outcome.dataset_hash, "rules": check["rules"]}
+        passed = score is not None and evaluation.passed
+        check |= {"score": json_value(score), "passed": passed}
+        if passed:
+            check["last_good"] = {"dataset_hash": outcome.dataset_hash, "rules": check["rules"]}
     else:
         error = outcome.error
         check |= {
             "error": getattr(error, "message", str(error)),
             "code": getattr(error, "code", ""),
             "log": keep_log(getattr(error, "detail", "") or ""),
-            "last_good": (challenge.reference_check or {}).get("last_good"),
         }
     Challenge.objects.filter(pk=challenge.pk).update(reference_check=check)
     challenge.reference_check = check

@@ -104,3 +104,17 @@ def test_it_records_a_reference_model_that_fails(with_reference, tiny_models):
     assert with_reference.reference_check["status"] == "failed"
     assert "output shape" in with_reference.reference_check["error"]
     assert reference_warnings(with_reference) == ["The reference model has not passed a check yet."]
+
+
+def test_it_counts_only_a_passing_check_as_successful(with_reference):
+    with_reference.threshold = 1e9
+    with_reference.save()
+
+    check_reference.run(with_reference.pk)
+
+    with_reference.refresh_from_db()
+    assert with_reference.reference_check["status"] == "graded"
+    assert with_reference.reference_check["passed"] is False
+    assert reference_warnings(with_reference) == [
+        "The reference model has not passed a check yet.",
+    ]
