@@ -80,8 +80,9 @@ class Submission(models.Model):
             models.Index(
                 fields=["challenge", "status", "finished_at"], name="sub_chal_status_finished"
             ),
-            # The board's cache key (leaderboard.boards.board_version): the latest upload to a
-            # challenge and its latest finished grading, each one index lookup.
+            # The latest upload to a challenge and its latest finished grading, each one index
+            # lookup (the board's cache key reads standing_changed instead since standings
+            # carry the policies; these still serve per-challenge time queries).
             models.Index(fields=["challenge", "created_at"], name="sub_chal_created"),
             models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
             # The sweep: queued or running submissions whose message or worker went missing.
