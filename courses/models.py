@@ -87,6 +87,11 @@ class Semester(models.Model):
     #: when it was closed; its boards say "final results" from then on
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_current = models.BooleanField(default=False)
+    #: whole days each student may spend past deadlines, across the semester's challenges
+    late_days = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="days each student may upload past deadlines, in total over the semester",
+    )
 
     objects = SemesterManager()
 
@@ -111,11 +116,27 @@ class Semester(models.Model):
         super().save(*args, **kwargs)
 
 
+def reference_path(instance: Challenge, filename: str) -> str:
+    # Opaque, like uploads: a file name never reaches the disk.
+    del filename
+    return f"reference/{secrets.token_hex(16)}.bin"
+
+
+def validate_fraction(value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValidationError("a fraction from 0 (no private part) up to, not including, 1")
+
+
 class Challenge(models.Model):
     class Device(models.TextChoices):
         # What grading needs, not where it runs: a GPU worker also takes CPU challenges' jobs.
         CPU = "cpu", "CPU"
         GPU = "gpu", "GPU"
+
+    class Scoring(models.TextChoices):
+        BEST = "best", "Best graded upload"
+        LAST = "last", "Latest graded upload"
+        SELECTED = "selected", "Best of the uploads the student selects"
 
     semester = models.ForeignKey(Semester, on_delete=models.PROTECT, related_name="challenges")
     task = models.CharField(max_length=32, choices=task_choices)
@@ -153,6 +174,47 @@ class Challenge(models.Model):
         blank=True,
         help_text="the figure that ranks and passes; empty: the kind's usual score",
     )
+    # --- course policies (README, "Course policies") ---
+    scoring = models.CharField(
+        max_length=16,
+        choices=Scoring.choices,
+        default=Scoring.BEST,
+        help_text="which of a student's graded uploads counts",
+    )
+    max_selected = models.PositiveSmallIntegerField(
+        default=2, help_text="how many uploads a student may select (scoring: selected)"
+    )
+    public_fraction = models.FloatField(
+        default=0.0,
+        validators=[validate_fraction],
+        help_text="share of the hidden test set scored publicly before the deadline; the rest"
+        " ranks after it (0: no split)",
+    )
+    #: keep private scores hidden after the deadline until staff reveal them
+    hold_results = models.BooleanField(
+        default=False,
+        help_text="keep ranking by the public score after the deadline until results are revealed",
+    )
+    #: when staff pressed "Reveal final results" (before the deadline, or after it when held)
+    revealed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: days of the semester's late-day budget one student may spend here (empty: no cap)
+    late_days_allowed = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="cap on late days a student may spend on this challenge; empty: no cap",
+    )
+    #: when the rules that decide the standings last changed: part of the board's cache key
+    policy_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: staff's own model, graded on the hidden data before the challenge opens
+    reference_model = models.FileField(
+        upload_to=reference_path,
+        max_length=200,
+        blank=True,
+        help_text="a model the staff expect to pass; graded by a worker on the hidden data",
+    )
+    #: the last check of the reference model (``submissions.reference``): status, score, passed,
+    #: error, when, and the rules and dataset hash it ran under
+    reference_check = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["deadline", "title"]
@@ -195,6 +257,33 @@ class Challenge(models.Model):
 
     def is_open(self, at: datetime | None = None) -> bool:
         return not self.semester.closed and not self.deadline_passed(at)
+
+    def grading_rules(self) -> dict[str, Any]:
+        """What a grading depends on besides the model and the data: a reference check run
+        under other rules is out of date."""
+        return {
+            "threshold": self.threshold,
+            "score_key": self.score_key,
+            "public_fraction": self.public_fraction,
+            "allowed_formats": list(self.allowed_formats),
+            "max_params": self.max_params,
+            "max_file_mb": self.max_file_mb,
+            "memory_mb": self.memory_mb,
+            "time_limit_seconds": self.time_limit_seconds,
+            "data_dir": self.data_dir,
+        }
+
+    @property
+    def has_split(self) -> bool:
+        return self.public_fraction > 0
+
+    def results_revealed(self, at: datetime | None = None) -> bool:
+        """Whether boards rank by the private score: once staff revealed the results, or from
+        the deadline on unless staff hold them back."""
+        at = at or timezone.now()
+        if self.revealed_at is not None and self.revealed_at <= at:
+            return True
+        return self.deadline_passed(at) and not self.hold_results
 
     def data_path(self) -> str:
         return str(settings.GRADER_DATA_ROOT / self.data_dir)
@@ -259,3 +348,37 @@ class Enrollment(models.Model):
             handle = f"u{secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)}"
             if handle not in taken:
                 return handle
+
+
+class Extension(models.Model):
+    """A later deadline (and more uploads a day until it) for one student in one challenge."""
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="extensions")
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="extensions")
+    deadline = models.DateTimeField(help_text="this student's own deadline")
+    extra_uploads = models.PositiveSmallIntegerField(
+        default=0, help_text="added to the daily quota until this deadline"
+    )
+    #: staff only: never shown to the student or anyone else
+    reason = models.TextField(blank=True, help_text="staff only")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["challenge", "enrollment"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "challenge"], name="one_extension_per_challenge"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment.handle}: {self.challenge.slug} until {self.deadline}"
+
+    def clean(self) -> None:
+        super().clean()
+        if (
+            self.enrollment_id
+            and self.challenge_id
+            and self.enrollment.semester_id != self.challenge.semester_id
+        ):
+            raise ValidationError("the student is not enrolled in the challenge's semester")

@@ -32,3 +32,15 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
+
+    def subset(self, indices: np.ndarray) -> Dataset:
+        """The samples at ``indices``, as a dataset of their own (a part of a split)."""
+        return Dataset(
+            task=self.task,
+            inputs=self.inputs[indices],
+            labels=self.labels[indices],
+            dataset_hash=self.dataset_hash,
+            ids=[self.ids[i] for i in indices] if self.ids else [],
+            report=self.report,
+            classes=self.classes,
+        )

@@ -21,6 +21,7 @@ from grader.formats.upload import prepare_upload
 from grader.kinds import TaskKind, get_kind
 from grader.limits import Limits
 from grader.runners import Job, Progress, Runner
+from grader.split import public_split
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[str, str], tuple[int, eval_data.Dataset]] = {}
@@ -66,7 +67,7 @@ class Evaluation:
     def to_json(self) -> dict[str, Any]:
         """The result as plain JSON values; an infinite score becomes the string "Infinity"."""
         data = {
-            **{k: json_number(v) for k, v in self.metrics.items()},
+            **{k: json_value(v) for k, v in self.metrics.items()},
             "passed": self.passed,
             "threshold": self.threshold,
             "task": self.task,
@@ -87,6 +88,32 @@ def json_number(value: Any) -> Any:
     return value
 
 
+def json_value(value: Any) -> Any:
+    """``json_number`` through nested figures (a split's public and private parts)."""
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return json_number(value)
+
+
+def split_metrics(
+    kind: TaskKind, predictions: Any, dataset: eval_data.Dataset, fraction: float
+) -> dict[str, Any]:
+    """The figures of the public and the private part, from the whole set's predictions."""
+    split = public_split(dataset, fraction)
+    public = kind.subset_metrics(predictions, dataset, split.public)
+    private = kind.subset_metrics(predictions, dataset, split.private)
+    return {
+        "public": public,
+        "private": private,
+        # The parts' own counts (segmentation skips void-only images), so they add up to the
+        # whole set's ``count``.
+        "public_count": int(public.get("count", len(split.public))),
+        "private_count": int(private.get("count", len(split.private))),
+        "split_seed": split.seed,
+        "public_fraction": fraction,
+    }
+
+
 def evaluate(
     model_path: Path,
     task: str,
@@ -101,10 +128,13 @@ def evaluate(
     progress: Progress | None = None,
     on_loaded: Callable[[eval_data.Dataset], None] | None = None,
     score_key: str = "",
+    public_fraction: float = 0.0,
 ) -> Evaluation:
     """Check, run and score ``model_path``; raise ``GradingError`` or ``PlatformError``.
 
     ``score_key`` picks the figure that ranks and passes (the kind's default if empty).
+    ``public_fraction`` > 0 also scores the public and the private part of the test set
+    (``grader.split``) from the same predictions; the score and pass stay the whole set's.
     """
     kind = get_kind(task)
     limits = limits or Limits()
@@ -123,6 +153,8 @@ def evaluate(
     )
     predictions = kind.check_predictions(prediction.predictions, len(dataset), params)
     metrics = kind.compute_metrics(predictions, dataset)
+    if public_fraction > 0:
+        metrics |= split_metrics(kind, predictions, dataset, public_fraction)
     score = metrics.get(score_key)
     return Evaluation(
         task=task,

@@ -23,7 +23,8 @@ from grader.evaluate import json_number
 from leaderboard.boards import leaderboard_rows
 from submissions.access import metrics_for, visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
-from submissions.models import ApiToken
+from submissions.models import ApiToken, Submission
+from submissions.policies import PolicyRefused, shown_result, submission_counted, submission_select
 from submissions.queue import queue_place
 from submissions.services import SubmissionRefused, submission_create
 from submissions.storage import StorageUnavailable
@@ -98,6 +99,10 @@ def _challenge_json(challenge: Challenge, now: Any) -> dict[str, Any]:
         "deadline": challenge.deadline.isoformat(),
         "threshold": challenge.threshold,
         "open": challenge.is_open(now),
+        "scoring": challenge.scoring,
+        "max_selected": challenge.max_selected,
+        "public_fraction": challenge.public_fraction,
+        "results_revealed": challenge.results_revealed(now),
     }
 
 
@@ -155,6 +160,30 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
     return response
 
 
+def _submission_json(submission: Submission, user: Any) -> dict[str, Any]:
+    """A result as ``user`` may see it now: what the challenge's policies show its student
+    (``submissions.policies.shown_result``), less the grading host's facts for anyone but
+    course staff (``submissions.access.metrics_for``), and its place while queued."""
+    shown = shown_result(submission)
+    place = queue_place(submission)
+    return {
+        "id": str(submission.pk),
+        "status": submission.status,
+        "score": json_number(shown.score),
+        "passed": shown.passed,
+        "public_score": json_number(shown.public_score),
+        "private_score": json_number(shown.private_score),
+        "selected": submission.selected,
+        "counted": submission_counted(submission),
+        "metrics": metrics_for(user, submission, shown.metrics),
+        "error": submission.error,
+        # while queued: 1 = next to be graded, and seconds until the result (None while no
+        # worker is alive); None otherwise
+        "queue_position": place.position,
+        "eta_seconds": place.eta_seconds,
+    }
+
+
 @api_view(("GET",))
 def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
     submission = (
@@ -165,21 +194,31 @@ def submission_detail(request: AuthedRequest, pk: UUID) -> HttpResponse:
     )
     if submission is None:
         return error(404, "not_found", "no such submission")
-    place = queue_place(submission)
-    return JsonResponse(
-        {
-            "id": str(submission.pk),
-            "status": submission.status,
-            "score": json_number(submission.score),
-            "passed": submission.passed,
-            "metrics": metrics_for(request.user, submission),
-            "error": submission.error,
-            # while queued: 1 = next to be graded, and seconds until the result (None while no
-            # worker is alive); None otherwise
-            "queue_position": place.position,
-            "eta_seconds": place.eta_seconds,
-        }
+    return JsonResponse(_submission_json(submission, request.user))
+
+
+#: statuses of a refused selection
+SELECT_STATUS = {"not_selectable": 409, "too_many_selected": 409, "deadline": 409}
+
+
+@api_view(("POST", "DELETE"))
+def submission_select_view(request: AuthedRequest, pk: UUID) -> HttpResponse:
+    """Mark (POST) or unmark (DELETE) one's own graded upload as one that counts."""
+    submission = (
+        Submission.objects.select_related("challenge__semester__course", "enrollment")
+        .filter(pk=pk, enrollment__user_id=request.user.pk)
+        .first()
     )
+    if submission is None:
+        # Someone else's upload, even for staff: a selection is the student's own choice.
+        return error(404, "not_found", "no such submission of yours")
+    try:
+        submission_select(submission, request.method == "POST")
+    except PolicyRefused as exc:
+        return error(SELECT_STATUS.get(exc.code, 400), exc.code, exc.message)
+    if request.method == "DELETE":
+        return HttpResponse(status=204)
+    return JsonResponse(_submission_json(submission, request.user))
 
 
 @api_view(("GET",), public=True)
@@ -197,6 +236,9 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                     # Named for the keypoints' figure in the API; null for other kinds.
                     "mse": json_number(row.headline.get("mse")),
                     "passed": row.passed,
+                    # After the reveal of a split challenge: the public score and places moved.
+                    "public_score": json_number(row.public_score),
+                    "moved": row.moved,
                     "submissions": row.submissions,
                     "submitted_at": row.submitted_at.isoformat(),
                 }

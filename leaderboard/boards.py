@@ -1,7 +1,10 @@
 """The ranking, shared by the leaderboard page, the staff grade book and the JSON API.
 
-Each enrolled student is ranked by their best graded submission: higher score first (an infinite
-score first of all), ties broken by the earlier upload. Ranks are honest: equal scores share a
+Each enrolled student is ranked by the submission that counts under the challenge's scoring
+policy (``submissions.standings``): higher score first (an infinite score first of all), ties
+broken by the earlier upload. Before the reveal the public score ranks; after it
+(``Challenge.results_revealed``) the private score ranks and pass/fail is judged on it, and each
+row says how many places its student moved. Ranks are honest: equal scores share a
 rank (1, 2, 2, 4) and are listed earlier upload first. Teaching assistants are not ranked, and
 neither is a submission without a score (failed, still grading, or NaN).
 """
@@ -18,7 +21,8 @@ from typing import Any, cast
 from django.db.models import F, Max, QuerySet
 
 from courses.models import Challenge, Enrollment
-from submissions.models import Standing, Submission
+from submissions.models import Standing
+from submissions.policies import late_days_by_enrollment
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class LeaderboardRow:
     submission_id: uuid.UUID
     #: to highlight a signed-in student's own row; never shown
     user_id: int = field(repr=False, default=0)
+    #: after the reveal of a split challenge: the counted submission's public score, and the
+    #: places gained since the public ranking (negative: lost); None otherwise
+    public_score: float | None = None
+    moved: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,32 +82,61 @@ class GradebookRow:
     passed: bool
     submissions: int
     best_submitted_at: datetime | None
+    #: late days the student has spent in the semester, over all its challenges
+    late_days: int = 0
 
 
-def _best_submissions(challenge: Challenge) -> list[dict[str, Any]]:
-    """One query: each student's best submission, best first, read from their maintained
-    standings (``submissions.standings``) rather than ranked anew from every upload."""
+#: the standing's columns of each phase: before the reveal, and after it
+_PHASES = {
+    False: {
+        "score": "score",
+        "passed": "passed",
+        "headline": "headline",
+        "best_id": "best_id",
+        "created_at": "best_created_at",
+        "public_score": "score",
+    },
+    True: {
+        "score": "final_score",
+        "passed": "final_passed",
+        "headline": "final_headline",
+        "best_id": "final_best_id",
+        "created_at": "final_created_at",
+        "public_score": "final_public_score",
+    },
+}
+
+
+def _best_submissions(challenge: Challenge, revealed: bool = False) -> list[dict[str, Any]]:
+    """One query: each student's counted submission, best first, read from their maintained
+    standings (``submissions.standings``) rather than ranked anew from every upload; the public
+    phase's columns before the reveal, the private phase's after it."""
+    columns = _PHASES[revealed]
     best = (
         Standing.objects.filter(
             challenge=challenge,
-            score__isnull=False,
             enrollment__role=Enrollment.Role.STUDENT,
+            **{f"{columns['score']}__isnull": False},
         )
-        .order_by(F("score").desc(), "best_created_at", "best_id")
+        .order_by(F(columns["score"]).desc(), columns["created_at"], columns["best_id"])
         .values(
             "enrollment_id",
-            "score",
-            "passed",
-            "headline",
             "uploads",
-            "best_id",
-            created_at=F("best_created_at"),
             handle=F("enrollment__handle"),
             user_id=F("enrollment__user_id"),
+            # Aliased: the phase's columns carry the model's own field names.
+            **{f"the_{name}": F(column) for name, column in columns.items()},
         )
     )
     # Typed rows would name every field twice; the callers read them by key right below.
     return cast(list[dict[str, Any]], list(best))
+
+
+def _public_ranks(challenge: Challenge) -> dict[int, int]:
+    """One query: each student's rank on the public board, by enrolment."""
+    best = _best_submissions(challenge, revealed=False)
+    ranks = _ranks([b["the_score"] for b in best])
+    return {b["enrollment_id"]: rank for rank, b in zip(ranks, best, strict=True)}
 
 
 def _upload_counts(challenge: Challenge) -> dict[int, int]:
@@ -129,15 +166,15 @@ def _ranks(scores: list[float]) -> list[int]:
 BOARD_CACHE_SECONDS = 60
 
 
-def board_version(challenge: Challenge) -> str:
-    """What a board depends on, read in one query of two index lookups: the latest upload to the
-    challenge (upload counts) and its latest finished grading (scores, re-grades included)."""
-    latest = Submission.objects.filter(challenge=challenge).aggregate(
-        uploaded=Max("created_at"), finished=Max("finished_at")
-    )
+def board_version(challenge: Challenge, now: datetime | None = None) -> str:
+    """What a board depends on: the latest change to the challenge's standings (uploads,
+    results, re-grades, selections, deletions all recompute a standing), read in one index
+    lookup, plus the challenge's rules and which phase ranks (the reveal)."""
+    latest = Standing.objects.filter(challenge=challenge).aggregate(changed=Max("changed_at"))
+    moments = (latest["changed"], challenge.policy_changed_at)
     return "-".join(
-        f"{moment.timestamp():.6f}" if moment else "none"
-        for moment in (latest["uploaded"], latest["finished"])
+        [f"{moment.timestamp():.6f}" if moment else "none" for moment in moments]
+        + ["revealed" if challenge.results_revealed(now) else "public"]
     )
 
 
@@ -172,21 +209,29 @@ def leaderboard_forget() -> None:
         _boards.clear()
 
 
-def leaderboard_compute(challenge: Challenge) -> Leaderboard:
-    """The ranked board of ``challenge``: two queries, whatever the number of students."""
-    best = _best_submissions(challenge)
-    ranks = _ranks([b["score"] for b in best])
+def leaderboard_compute(challenge: Challenge, now: datetime | None = None) -> Leaderboard:
+    """The ranked board of ``challenge``: two queries, whatever the number of students (three
+    after the reveal of a split challenge, to say who moved)."""
+    revealed = challenge.results_revealed(now)
+    best = _best_submissions(challenge, revealed)
+    ranks = _ranks([b["the_score"] for b in best])
+    moves = revealed and challenge.has_split
+    before = _public_ranks(challenge) if moves else {}
     rows = [
         LeaderboardRow(
             rank=rank,
             handle=b["handle"],
-            score=float(b["score"]),
-            headline=b["headline"] or {},
-            passed=bool(b["passed"]),
+            score=float(b["the_score"]),
+            headline=b["the_headline"] or {},
+            passed=bool(b["the_passed"]),
             submissions=b["uploads"],
-            submitted_at=b["created_at"],
-            submission_id=b["best_id"],
+            submitted_at=b["the_created_at"],
+            submission_id=b["the_best_id"],
             user_id=b["user_id"],
+            public_score=b["the_public_score"] if moves else None,
+            moved=before[b["enrollment_id"]] - rank
+            if moves and b["enrollment_id"] in before
+            else None,
         )
         for rank, b in zip(ranks, best, strict=True)
     ]
@@ -199,10 +244,12 @@ def leaderboard_rows(challenge: Challenge) -> list[LeaderboardRow]:
 
 
 def gradebook_rows(challenge: Challenge) -> list[GradebookRow]:
-    """Every student of the semester, ranked or not, by username: three queries."""
-    best = _best_submissions(challenge)
+    """Every student of the semester, ranked or not, by username, as the board ranks them now
+    (public before the reveal, private after): four queries."""
+    best = _best_submissions(challenge, challenge.results_revealed())
+    late = late_days_by_enrollment(challenge)
     uploads = _upload_counts(challenge)
-    ranks = _ranks([b["score"] for b in best])
+    ranks = _ranks([b["the_score"] for b in best])
     by_enrollment = {b["enrollment_id"]: (rank, b) for rank, b in zip(ranks, best, strict=True)}
     rows = []
     for student in _students(challenge).select_related("user").order_by("user__username"):
@@ -215,11 +262,12 @@ def gradebook_rows(challenge: Challenge) -> list[GradebookRow]:
                 email=user.email,
                 handle=student.handle,
                 rank=rank,
-                best_score=None if b is None else float(b["score"]),
-                headline={} if b is None else b["headline"] or {},
-                passed=b is not None and bool(b["passed"]),
+                best_score=None if b is None else float(b["the_score"]),
+                headline={} if b is None else b["the_headline"] or {},
+                passed=b is not None and bool(b["the_passed"]),
                 submissions=uploads.get(student.pk, 0),
-                best_submitted_at=None if b is None else b["created_at"],
+                best_submitted_at=None if b is None else b["the_created_at"],
+                late_days=late.get(student.pk, 0),
             )
         )
     return rows

@@ -32,6 +32,7 @@ student_urls = [
     path("submissions/", student.submission_list, name="submission_list"),
     path("submissions/live/", student.submission_live, name="submission_live"),
     path("submissions/<uuid:pk>/", student.submission_detail, name="submission_detail"),
+    path("submissions/<uuid:pk>/select/", student.submission_select, name="submission_select"),
     path(
         "submissions/<uuid:pk>/<slug:name>.svg",
         student.submission_chart,
@@ -68,6 +69,11 @@ api_urls = [
     ),
     path("api/challenges/<slug:slug>/leaderboard/", api.leaderboard, name="api_leaderboard"),
     path("api/submissions/<uuid:pk>/", api.submission_detail, name="api_submission_detail"),
+    path(
+        "api/submissions/<uuid:pk>/select/",
+        api.submission_select_view,
+        name="api_submission_select",
+    ),
 ]
 
 urlpatterns = public_urls + student_urls + staff_urls + api_urls

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 GRADE_SUBMISSION = "worker.tasks.grade_submission"
 REGRADE_ATTEMPT = "worker.tasks.regrade_attempt"
 SWEEP_STUCK = "worker.tasks.sweep_stuck"
+CHECK_REFERENCE = "worker.tasks.check_reference"
 
 
 def queue_for(device: str) -> str:

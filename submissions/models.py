@@ -64,6 +64,8 @@ class Submission(models.Model):
     pictures = models.JSONField(default=dict, blank=True)
     #: its last message could not be sent (broker down): the next sweep sends it at once
     unsent = models.BooleanField(default=False)
+    #: marked by the student to count (a challenge scored by ``selected``)
+    selected = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -80,8 +82,9 @@ class Submission(models.Model):
             models.Index(
                 fields=["challenge", "status", "finished_at"], name="sub_chal_status_finished"
             ),
-            # The board's cache key (leaderboard.boards.board_version): the latest upload to a
-            # challenge and its latest finished grading, each one index lookup.
+            # The latest upload to a challenge and its latest finished grading, each one index
+            # lookup (the board's cache key reads standing_changed instead since standings
+            # carry the policies; these still serve per-challenge time queries).
             models.Index(fields=["challenge", "created_at"], name="sub_chal_created"),
             models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
             # The sweep: queued or running submissions whose message or worker went missing.
@@ -327,6 +330,21 @@ class Standing(models.Model):
     best_created_at = models.DateTimeField(null=True, blank=True)
     #: uploads that count (not those that failed for a platform reason)
     uploads = models.PositiveIntegerField(default=0)
+    # The standing after the reveal (``Challenge.results_revealed``): the submission that counts
+    # ranked by its private score. Equal to the fields above for a challenge without a split
+    # scored by its best or last upload. Both are kept so a board switches at the deadline
+    # without rewriting a row.
+    final_best = models.ForeignKey(
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    final_score = models.FloatField(null=True, blank=True)
+    #: the public score of ``final_best``, shown beside its private one
+    final_public_score = models.FloatField(null=True, blank=True)
+    final_passed = models.BooleanField(default=False)
+    final_headline = models.JSONField(default=dict, blank=True)
+    final_created_at = models.DateTimeField(null=True, blank=True)
+    #: when the row was last recomputed: the board's cache key (``leaderboard.boards``)
+    changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -338,7 +356,14 @@ class Standing(models.Model):
             # The board: a challenge's students best first, in the ranking's own order.
             models.Index(
                 fields=["challenge", "-score", "best_created_at", "best"], name="standing_board"
-            )
+            ),
+            # The board after the reveal, in its own order.
+            models.Index(
+                fields=["challenge", "-final_score", "final_created_at", "final_best"],
+                name="standing_final_board",
+            ),
+            # The board's cache key: the latest change to a challenge's standings.
+            models.Index(fields=["challenge", "changed_at"], name="standing_changed"),
         ]
 
     def __str__(self) -> str:

@@ -31,6 +31,7 @@ from grader.errors import GraderError, GradingError, PlatformError
 from submissions import doorbell, lifecycle
 from submissions.heartbeats import run_holder_dead
 from submissions.models import GradingRun, Submission
+from submissions.policies import shown_result
 
 if TYPE_CHECKING:
     from grader.evaluate import Evaluation
@@ -282,11 +283,13 @@ def submission_summary(submission: Submission) -> str:
         return f"failed: {submission.error}"
     if submission.status != Submission.Status.GRADED:
         return submission.get_status_display().lower()
-    verdict = "passed" if submission.passed else "not passed"
+    # Before the reveal of a split challenge, the public part only.
+    shown = shown_result(submission)
+    verdict = "passed" if shown.passed else "not passed"
     kind = challenge.kind
-    text = f"{verdict}: {challenge.score_key} {format_score(submission.score, kind.score_display)}"
+    text = f"{verdict}: {challenge.score_key} {format_score(shown.score, kind.score_display)}"
     extras = [
-        f"{figure.label} {format_figure(submission.metrics.get(figure.key), figure.style)}"
+        f"{figure.label} {format_figure(shown.metrics.get(figure.key), figure.style)}"
         for figure in kind.figures
         if figure.headline and figure.key != challenge.score_key
     ]

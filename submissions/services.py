@@ -18,6 +18,7 @@ from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
 from submissions import doorbell, lifecycle
 from submissions.models import Submission, submission_path
+from submissions.policies import days_late, window_for
 from submissions.storage import StorageUnavailable, store_errors
 
 logger = logging.getLogger(__name__)
@@ -68,23 +69,31 @@ def quota_next_slot(enrollment: Enrollment, challenge: Challenge, now: datetime)
 
 
 def submission_check_window(enrollment: Enrollment, challenge: Challenge, now: datetime) -> None:
-    """Raise ``SubmissionRefused`` unless ``enrollment`` may upload to ``challenge`` at ``now``."""
+    """Raise ``SubmissionRefused`` unless ``enrollment`` may upload to ``challenge`` at ``now``:
+    before their own deadline (an extension's, if any), or after it while late days last, and
+    within their daily quota (plus an extension's extra uploads)."""
     if enrollment.semester_id != challenge.semester_id:
         raise SubmissionRefused("not_enrolled", "You are not enrolled in this semester.")
     if challenge.semester.closed:
         raise SubmissionRefused(
             "closed", f"The {challenge.semester.title} semester is closed: uploads are over."
         )
-    if challenge.deadline_passed(now):
-        deadline = format_local(challenge.deadline, challenge.semester.course.tzinfo)
-        raise SubmissionRefused("deadline", f"The deadline ({deadline}) has passed.")
-    if quota_used(enrollment, challenge, now) >= challenge.daily_quota:
-        next_slot = format_local(
-            quota_next_slot(enrollment, challenge, now), challenge.semester.course.tzinfo
+    tz = challenge.semester.course.tzinfo
+    window = window_for(enrollment, challenge, now)
+    late = days_late(window.deadline, now)
+    if late > window.late_limit:
+        deadline = format_local(window.deadline, tz)
+        days = (
+            f" and the {window.late_limit} late day(s) you may spend here"
+            if window.late_limit
+            else ""
         )
+        raise SubmissionRefused("deadline", f"The deadline ({deadline}){days} has passed.")
+    if quota_used(enrollment, challenge, now) >= window.quota:
+        next_slot = format_local(quota_next_slot(enrollment, challenge, now), tz)
         raise SubmissionRefused(
             "quota",
-            f"You have used all {challenge.daily_quota} uploads of the last 24 hours for this"
+            f"You have used all {window.quota} uploads of the last 24 hours for this"
             f" challenge; the next one is possible from {next_slot}.",
         )
 

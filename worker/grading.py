@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.files.storage import Storage
 
 import eval_data
+from courses.models import Challenge
 from grader.errors import GraderError, GradingError, PlatformError
 from grader.evaluate import evaluate, sample_picture
 from grader.limits import MB, Limits
@@ -100,7 +101,10 @@ def this_worker(hostname: str | None = None) -> Worker:
 
 
 def limits_for(submission: Submission) -> Limits:
-    challenge = submission.challenge
+    return challenge_limits(submission.challenge)
+
+
+def challenge_limits(challenge: Challenge) -> Limits:
     threads = job_threads()
     return Limits(
         max_params=challenge.max_params,
@@ -125,8 +129,12 @@ def job_threads() -> int:
 
 
 def data_dir_for(submission: Submission) -> Path:
+    return challenge_data_dir(submission.challenge)
+
+
+def challenge_data_dir(challenge: Challenge) -> Path:
     root = Path(settings.GRADER_DATA_ROOT).resolve()
-    path = (root / submission.challenge.data_dir).resolve()
+    path = (root / challenge.data_dir).resolve()
     if not path.is_relative_to(root):
         raise PlatformError(
             "dataset", "the hidden test set is not available", f"{path} escapes {root}"
@@ -204,6 +212,7 @@ def evaluate_submission(
                 runner,
                 threshold=challenge.threshold,
                 score_key=challenge.score_key,
+                public_fraction=challenge.public_fraction,
                 limits=limits_for(submission),
                 allowed_formats=tuple(challenge.allowed_formats),
                 device=worker.device,
@@ -250,3 +259,50 @@ def _pictures(
         logger.warning("submission %s: the sample picture failed", submission.pk, exc_info=True)
         return {}
     return {} if png is None else {"samples": png}
+
+
+def evaluate_reference(challenge: Challenge, worker: Worker) -> GradingOutcome:
+    """Grade the challenge's reference model exactly as a student's upload; never raises."""
+    outcome = GradingOutcome()
+
+    def on_loaded(dataset: eval_data.Dataset) -> None:
+        outcome.dataset_hash = dataset.dataset_hash
+
+    try:
+        runner = get_runner()
+        outcome.runner = runner.name
+        with tempfile.TemporaryDirectory(prefix="reference-") as tmp:
+            path = Path(tmp) / "model.bin"
+            try:
+                with challenge.reference_model.open("rb") as src, path.open("wb") as dst:
+                    for chunk in src.chunks():
+                        dst.write(chunk)
+            except (OSError, ValueError) as exc:
+                raise PlatformError(
+                    "storage", "the reference model could not be read", str(exc)
+                ) from exc
+            outcome.evaluation = evaluate(
+                path,
+                challenge.task,
+                challenge_data_dir(challenge),
+                runner,
+                threshold=challenge.threshold,
+                score_key=challenge.score_key,
+                public_fraction=challenge.public_fraction,
+                limits=challenge_limits(challenge),
+                allowed_formats=tuple(challenge.allowed_formats),
+                device=worker.device,
+                batch_size=settings.GRADER_BATCH_SIZE,
+                on_loaded=on_loaded,
+            )
+    except GraderError as exc:
+        outcome.error = exc
+    except SoftTimeLimitExceeded:
+        outcome.error = PlatformError(
+            "soft_time_limit", "grading took longer than the task's time limit"
+        )
+    except Exception:
+        outcome.error = PlatformError(
+            "internal", "grading failed unexpectedly", traceback.format_exc()
+        )
+    return outcome

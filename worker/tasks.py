@@ -18,14 +18,16 @@ from celery.signals import (
 from django.conf import settings
 
 from config.celery import app
+from courses.models import Challenge
 from grader.errors import PlatformError
-from submissions.doorbell import GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
+from submissions.doorbell import CHECK_REFERENCE, GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
+from submissions.reference import reference_check_record
 from submissions.regrade.attempts import attempt_open, attempt_record
 from submissions.results import grading_open, grading_record, with_db_retry
 from submissions.storage import storage_problem
 from submissions.sweep import submissions_sweep
 from worker import heartbeat
-from worker.grading import evaluate_submission, get_runner, this_worker
+from worker.grading import evaluate_reference, evaluate_submission, get_runner, this_worker
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,19 @@ def regrade_attempt(self: Task, run_id: int) -> None:
     with_db_retry(what, attempt_record, run, outcome, last_try=last_try)
     if isinstance(outcome.error, PlatformError) and not last_try:
         raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
+
+
+@app.task(bind=True, name=CHECK_REFERENCE)
+def check_reference(self: Task, challenge_id: int) -> None:
+    """Grade a challenge's reference model on its hidden data and record how it went on the
+    challenge. Not retried: staff press the button again after fixing what the error says."""
+    challenge = Challenge.objects.select_related("semester").filter(pk=challenge_id).first()
+    if challenge is None or not challenge.reference_model:
+        logger.info("challenge %s: no reference model to check", challenge_id)
+        return
+    reference_check_record(
+        challenge, evaluate_reference(challenge, this_worker(self.request.hostname))
+    )
 
 
 @app.task(name=SWEEP_STUCK)

@@ -159,6 +159,14 @@ class TaskKind(ABC):
     def compute_metrics(self, predictions: np.ndarray, dataset: Dataset) -> dict[str, Any]:
         """All figures for a result page; must include ``score_key`` and ``count``."""
 
+    def subset_metrics(
+        self, predictions: np.ndarray, dataset: Dataset, indices: np.ndarray
+    ) -> dict[str, Any]:
+        """The figures of the samples at ``indices`` only (one part of a public / private
+        split), from the predictions of the whole set: one inference pass serves every part.
+        By default the same metrics on the subset; a kind may compute it faster."""
+        return self.compute_metrics(predictions[indices], dataset.subset(indices))
+
     def passed(self, metrics: dict[str, Any], threshold: float, score_key: str = "") -> bool:
         score = metrics.get(score_key or self.score_key)
         return isinstance(score, int | float) and not math.isnan(score) and score >= threshold

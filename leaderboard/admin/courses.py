@@ -12,11 +12,32 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from accounts.invitations import invitations_send
-from courses.models import Challenge, Course, Enrollment, Semester
+from courses.models import Challenge, Course, Enrollment, Extension, Semester
 from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
 from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
 from submissions.models import RegradeBatch
+from submissions.reference import reference_check_start, reference_warnings
+from submissions.standings import challenge_reveal, challenge_rules_changed
+
+#: the fields that decide standings: a change recomputes them (``challenge_rules_changed``)
+RULES = {"scoring", "max_selected", "public_fraction", "threshold", "ranked_by"}
+
+
+class ExtensionInline(admin.TabularInline):
+    model = Extension
+    extra = 0
+    fields = ["enrollment", "challenge", "deadline", "extra_uploads", "reason"]
+    autocomplete_fields = ["enrollment"]
+
+
+class ChallengeExtensionInline(ExtensionInline):
+    fields = ["enrollment", "deadline", "extra_uploads", "reason"]
+
+
+class EnrollmentExtensionInline(ExtensionInline):
+    fields = ["challenge", "deadline", "extra_uploads", "reason"]
+    autocomplete_fields = []
 
 
 class RosterUploadForm(forms.Form):
@@ -117,7 +138,34 @@ class ChallengeAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug"]
     fieldsets = [
         (None, {"fields": ["semester", "task", "slug", "title", "description"]}),
-        ("Grading", {"fields": ["deadline", "threshold", "ranked_by", "data_dir", "device"]}),
+        (
+            "Grading",
+            {
+                "fields": [
+                    "deadline",
+                    "threshold",
+                    "ranked_by",
+                    "data_dir",
+                    "device",
+                    "reference_model",
+                ]
+            },
+        ),
+        (
+            "Policies",
+            {
+                "fields": [
+                    "scoring",
+                    "max_selected",
+                    "public_fraction",
+                    "hold_results",
+                    "revealed_at",
+                    "late_days_allowed",
+                ],
+                "description": "Which upload counts, the public / private split of the test"
+                " set, and late days (the semester sets the budget). Extensions are below.",
+            },
+        ),
         (
             "Limits",
             {
@@ -132,8 +180,42 @@ class ChallengeAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    actions = ["regrade_challenge"]
+    actions = ["regrade_challenge", "reveal_results", "hide_results", "check_reference"]
+    readonly_fields = ["revealed_at"]
+    inlines = [ChallengeExtensionInline]
     change_form_template = "leaderboard/admin/challenge_change_form.html"
+
+    def save_model(self, request: HttpRequest, obj: Challenge, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and RULES & set(form.changed_data):
+            changed = challenge_rules_changed(obj)
+            self.message_user(request, f"{obj}: {changed} standing(s) recomputed under the rules.")
+
+    @admin.action(
+        description="Reveal final results (rank by the private part)", permissions=["change"]
+    )
+    def reveal_results(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
+        for challenge in queryset:
+            challenge_reveal(challenge)
+        self.message_user(request, f"{len(queryset)} challenge(s) now rank by the private part.")
+
+    @admin.action(description="Check with the reference model", permissions=["change"])
+    def check_reference(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
+        queued = sum(reference_check_start(challenge) for challenge in queryset)
+        self.message_user(request, f"{queued} reference check(s) queued; a worker grades them.")
+        if queued < len(queryset):
+            missing = len(queryset) - queued
+            self.message_user(
+                request, f"{missing} challenge(s) have no reference model.", messages.WARNING
+            )
+
+    @admin.action(
+        description="Hide final results again (until the deadline)", permissions=["change"]
+    )
+    def hide_results(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
+        for challenge in queryset:
+            challenge_reveal(challenge, hide=True)
+        self.message_user(request, f"{len(queryset)} challenge(s): final results hidden.")
 
     def has_regrade_permission(self, request: HttpRequest) -> bool:
         return has_regrade_permission(request)
@@ -150,7 +232,20 @@ class ChallengeAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.regrade_view),
             name="courses_challenge_regrade",
         )
-        return [regrade, *super().get_urls()]
+        reveal = path(
+            "<int:pk>/reveal/",
+            self.admin_site.admin_view(self.reveal_view),
+            name="courses_challenge_reveal",
+        )
+        return [regrade, reveal, *super().get_urls()]
+
+    def reveal_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The challenge page's "Reveal final results" button (a POST)."""
+        challenge = get_object_or_404(Challenge, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, challenge):
+            raise PermissionDenied
+        self.reveal_results(request, Challenge.objects.filter(pk=pk))
+        return HttpResponseRedirect(reverse("admin:courses_challenge_change", args=[pk]))
 
     def regrade_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The challenge page's "Re-grade…" button: the action's confirmation, for this one."""
@@ -175,6 +270,7 @@ class ChallengeAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "regrade_batches": [] if challenge is None else recent_batches(challenge, request),
             "can_regrade": has_regrade_permission(request),
+            "reference_warnings": [] if challenge is None else reference_warnings(challenge),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -187,3 +283,15 @@ class EnrollmentAdmin(admin.ModelAdmin):
     search_fields = ["handle", "user__username", "user__email"]
     autocomplete_fields = ["user"]
     readonly_fields = ["handle", "created_at"]
+    inlines = [EnrollmentExtensionInline]
+
+
+@admin.register(Extension)
+class ExtensionAdmin(admin.ModelAdmin):
+    """Who has which extension: a later deadline and extra uploads a day until it."""
+
+    list_display = ["enrollment", "challenge", "deadline", "extra_uploads", "created_at"]
+    list_filter = ["challenge__semester__course", "challenge"]
+    list_select_related = ["enrollment__semester__course", "challenge"]
+    search_fields = ["enrollment__handle", "enrollment__user__username", "challenge__slug"]
+    autocomplete_fields = ["enrollment"]

@@ -11,6 +11,8 @@ from django.utils.safestring import SafeString
 from courses.formatting import format_figure, format_local, format_score
 from courses.models import Challenge, Course
 from grader.kinds import Figure
+from submissions.models import Submission
+from submissions.policies import Shown, shown_result
 
 register = template.Library()
 
@@ -38,6 +40,12 @@ def local_time(moment: datetime | None, course: Course) -> SafeString | str:
         moment.astimezone(course.tzinfo).isoformat(),
         format_local(moment, course.tzinfo),
     )
+
+
+@register.filter
+def shown(submission: Submission) -> Shown:
+    """A result as its student may see it now: the public part only before the reveal."""
+    return shown_result(submission)
 
 
 @register.filter

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -16,8 +15,7 @@ from courses.access import challenge_public, course_public, is_course_staff, is_
 from courses.models import Challenge, Enrollment, Semester
 from grader.kinds import Figure
 from leaderboard import charts
-from leaderboard.boards import challenge_other_semesters, leaderboard_build
-from submissions.models import Submission
+from leaderboard.boards import board_version, challenge_other_semesters, leaderboard_build
 
 ROWS_PER_PAGE = 100
 
@@ -94,6 +92,7 @@ def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             "others": challenge_other_semesters(challenge),
             "headline": headline_figures(challenge),
             "is_course_staff": is_course_staff(request.user, challenge.semester),
+            "revealed": challenge.results_revealed(),
         },
     )
 
@@ -108,27 +107,16 @@ HISTOGRAM_CACHE_SECONDS = 3600
 
 
 def histogram_cache_key(challenge: Challenge) -> str:
-    """Changes whenever a result arrives or is re-graded, or the threshold moves."""
-    # Query: the latest finish time of the challenge's graded submissions (index
-    # sub_chal_status_finished: one index probe, not a scan of every result).
-    latest = Submission.objects.filter(
-        challenge=challenge, status=Submission.Status.GRADED
-    ).aggregate(latest=Max("finished_at"))["latest"]
-    stamp = latest.isoformat() if latest else "-"
-    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{stamp}"
+    """Changes whenever the board does (a result, a re-grade, a selection, a policy change,
+    the reveal), or the threshold moves: one query (``board_version``)."""
+    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{board_version(challenge)}"
 
 
 def challenge_best_scores(challenge: Challenge) -> list[float]:
-    """Each enrolment's best graded score for the challenge, in one aggregate query."""
-    rows = (
-        Submission.objects.filter(
-            challenge=challenge, status=Submission.Status.GRADED, score__isnull=False
-        )
-        .values("enrollment")
-        .annotate(best=Max("score"))
-        .values_list("best", flat=True)
-    )
-    return [float(best) for best in rows]
+    """The score each ranked student has on the board now: the counted upload's public score
+    before the reveal, its private score after (a histogram of whole-set scores would tell
+    the private part before the deadline)."""
+    return [row.score for row in leaderboard_build(challenge).rows]
 
 
 def challenge_histogram_svg(challenge: Challenge) -> bytes:

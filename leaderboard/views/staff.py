@@ -80,6 +80,8 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
     """The pass list for the grade book, one row per student, times in the course's timezone."""
     challenge = challenge_for_staff(request.user, slug)
     zone = challenge.semester.course.tzinfo
+    # "best_score" is the counted upload's score under the challenge's policies (public before
+    # the reveal, private after); the name stays for scripts that read the file.
     header = [
         "username",
         "email",
@@ -88,6 +90,7 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
         "passed",
         "submissions",
         "best_submitted_at",
+        "late_days",
     ]
     rows = (
         [
@@ -100,6 +103,7 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
             ""
             if row.best_submitted_at is None
             else row.best_submitted_at.astimezone(zone).isoformat(timespec="seconds"),
+            row.late_days,
         ]
         for row in gradebook_rows(challenge)
     )

@@ -5,6 +5,7 @@ profile with the API token. A result is visible to its owner and the semester's 
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
@@ -19,11 +20,20 @@ from django.views.decorators.http import require_GET, require_POST
 
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
 from courses.formatting import format_figure, format_score
-from courses.models import Challenge, Enrollment
+from courses.models import Challenge, Enrollment, Semester
 from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
 from submissions.forms import UploadForm, upload_too_large
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
+from submissions.policies import (
+    PolicyRefused,
+    late_days_spent,
+    selection_open,
+    shown_result,
+    submission_counted,
+    window_for,
+)
+from submissions.policies import submission_select as submission_select_service
 from submissions.queue import queue_place
 from submissions.services import (
     SubmissionRefused,
@@ -57,10 +67,22 @@ def course_detail(request: AuthedRequest, slug: str) -> HttpResponse:
         "leaderboard/student/course.html",
         {
             "course": course,
-            "sections": [(s, by_semester.get(s.pk, [])) for s in semesters],
+            "sections": [
+                (s, by_semester.get(s.pk, []), _late_days_left(request.user, s)) for s in semesters
+            ],
             "now": timezone.now(),
         },
     )
+
+
+def _late_days_left(user: Any, semester: Semester) -> int | None:
+    """The student's late days left in ``semester``; None without a budget (no queries)."""
+    if not semester.late_days:
+        return None
+    enrollment = Enrollment.objects.filter(user=user, semester=semester).first()
+    if enrollment is None:
+        return None
+    return max(0, semester.late_days - sum(late_days_spent(enrollment).values()))
 
 
 @login_required
@@ -102,6 +124,9 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
         else []
     )
     used = quota_used(enrollment, challenge, now) if enrollment else 0
+    # The student's own deadline, quota and late days (an extension, the semester's budget).
+    window = window_for(enrollment, challenge, now) if enrollment else None
+    quota = window.quota if window else challenge.daily_quota
     return render(
         request,
         "leaderboard/student/challenge.html",
@@ -110,9 +135,14 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "course": challenge.semester.course,
             "enrollment": enrollment,
             "form": form,
-            "is_open": challenge.is_open(now),
+            "is_open": not challenge.semester.closed
+            and now < (window.closes_at if window else challenge.deadline),
+            "window": window,
+            "late_now": window is not None and now >= window.deadline,
+            "revealed": challenge.results_revealed(now),
+            "quota": quota,
             "quota_used": used,
-            "quota_left": max(0, challenge.daily_quota - used),
+            "quota_left": max(0, quota - used),
             "quota_next": quota_next_slot(enrollment, challenge, now) if enrollment else None,
             "recent": recent,
         },
@@ -137,14 +167,25 @@ def submission_list(request: AuthedRequest) -> HttpResponse:
 def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     submission = submission_for_viewer(request.user, pk)
     show_runs = can_see_runs(request.user, submission)
+    is_owner = submission.enrollment.user_id == request.user.pk
+    challenge = submission.challenge
+    selectable = (
+        is_owner
+        and challenge.scoring == Challenge.Scoring.SELECTED
+        and submission.status == Submission.Status.GRADED
+        and selection_open(submission, timezone.now())
+    )
     return render(
         request,
         "leaderboard/student/detail.html",
         {
             "submission": submission,
-            "challenge": submission.challenge,
-            "course": submission.challenge.semester.course,
-            "is_owner": submission.enrollment.user_id == request.user.pk,
+            "challenge": challenge,
+            "course": challenge.semester.course,
+            "is_owner": is_owner,
+            "shown": shown_result(submission),
+            "counted": submission_counted(submission),
+            "selectable": selectable,
             "runs": submission.runs.all() if show_runs else None,
             "metrics": _extra_metrics(submission) if show_runs else [],
             "regraded": _last_regrade(submission),
@@ -152,6 +193,27 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             **result_facts(submission),
         },
     )
+
+
+@require_POST
+@login_required
+def submission_select(request: AuthedRequest, pk: UUID) -> HttpResponse:
+    """The result page's "Select / Unselect" button (the API's ``select/``, for a browser)."""
+    submission = submission_for_viewer(request.user, pk)
+    if submission.enrollment.user_id != request.user.pk:
+        raise Http404("no such submission of yours")
+    try:
+        submission_select_service(submission, request.POST.get("selected") == "1")
+    except PolicyRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "Selected: the best of your selected uploads counts."
+            if submission.selected
+            else "Unselected.",
+        )
+    return redirect("submission_detail", pk=submission.pk)
 
 
 def result_facts(submission: Submission) -> dict[str, object]:
@@ -162,7 +224,8 @@ def result_facts(submission: Submission) -> dict[str, object]:
     if submission.status != Submission.Status.GRADED:
         return {"figures": [], "charts": {}, "pictures": {}}
     page = get_page(challenge.task)
-    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    # Before the reveal of a split challenge: the public part's figures only.
+    metrics = shown_result(submission).metrics
     stored = submission.pictures if isinstance(submission.pictures, dict) else {}
     return {
         "ranked_means": kind.ranked_options.get(challenge.score_key, ""),
@@ -212,13 +275,14 @@ def submission_live(request: HttpRequest) -> JsonResponse:
 def live_state(submission: Submission) -> dict[str, object]:
     kind = submission.challenge.kind
     graded = submission.status == Submission.Status.GRADED
+    shown = shown_result(submission)
     state: dict[str, object] = {
         "id": str(submission.pk),
         "status": submission.status,
         "status_label": submission.get_status_display(),
         "pending": submission.is_pending,
-        "score": format_score(submission.score, kind.score_display) if graded else "",
-        "passed": submission.passed,
+        "score": format_score(shown.score, kind.score_display) if graded else "",
+        "passed": shown.passed,
         "error": submission.error,
         # "3rd in the queue, about 20 s" while queued
         "queue": queue_place(submission).text,
@@ -226,7 +290,7 @@ def live_state(submission: Submission) -> dict[str, object]:
     # The headline figures under their metric's name (keypoints: "mse"), as the page shows them.
     for figure in kind.figures:
         if figure.headline:
-            value = submission.metrics.get(figure.key) if graded else None
+            value = shown.metrics.get(figure.key) if graded else None
             state[figure.key] = format_figure(value, figure.style) if graded else ""
     return state
 
@@ -245,7 +309,7 @@ def _graded(request: HttpRequest, pk: UUID) -> Submission:
 def submission_chart(request: HttpRequest, pk: UUID, name: str) -> HttpResponse:
     """A chart the kind draws from a graded result's metrics (segmentation: per-class bars)."""
     submission = _graded(request, pk)
-    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    metrics = shown_result(submission).metrics
     chart = get_page(submission.challenge.task).charts_for(metrics).get(name)
     svg = chart.draw(metrics) if chart else None
     if svg is None:

@@ -249,7 +249,7 @@ def regrade_batch_publish(batch: RegradeBatch, user: Any = None) -> int:
         )
         for run in runs:
             graded = run.outcome == GradingRun.Outcome.GRADED
-            # finished_at moves on: the board's cache key (board_version) changes with it.
+            # finished_at moves on; the standings refreshed below move the board's cache key.
             updated += lifecycle.publish(
                 run.submission_id,
                 {

@@ -121,3 +121,67 @@ def test_the_result_page_shows_the_place_in_the_queue_live(
             expect(tab.locator(".badge.passed")).to_be_visible(timeout=120_000)
         finally:
             stop_worker(worker)
+
+
+def test_it_lets_a_student_select_an_upload_and_the_board_follows(
+    live_server: Any, tab: Page, keypoints: Challenge, student: User
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from courses.models import Enrollment
+    from submissions.models import Submission
+
+    keypoints.scoring = Challenge.Scoring.SELECTED
+    keypoints.save()
+    rival = Enrollment.objects.create(
+        user=User.objects.create_user("rival", "rival@example.com", "rival"),
+        semester=keypoints.semester,
+    )
+
+    def graded(enrollment: Enrollment, score: float, minutes_ago: int) -> Submission:
+        submission = Submission(
+            id=uuid.uuid4(),
+            enrollment=enrollment,
+            challenge=keypoints,
+            sha256="0" * 64,
+            size=5,
+            format="pt2",
+            status=Submission.Status.GRADED,
+            score=score,
+            passed=score >= keypoints.threshold,
+            metrics={"score": score, "mse": 1 / (2 * score)},
+            created_at=timezone.now() - timedelta(minutes=minutes_ago),
+        )
+        submission.file.save("upload.bin", ContentFile(b"model"), save=False)
+        submission.save(force_insert=True)
+        return submission
+
+    mine = student.enrollments.get()
+    graded(mine, 300.0, 30)
+    low = graded(mine, 50.0, 20)
+    graded(rival, 120.0, 10)
+
+    page = tab
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "student")
+    page.fill("#id_password", "student")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    board = f"{live_server.url}/challenges/{keypoints.slug}/leaderboard/"
+    page.goto(board)
+    expect(page.locator("tr.mine td").first).to_have_text("1")
+    expect(page.locator("tr.mine")).to_contain_text("300.00")
+
+    page.goto(f"{live_server.url}/submissions/{low.pk}/")
+    page.get_by_role("button", name="Select this upload").click()
+    expect(page.get_by_role("button", name="Unselect")).to_be_visible()
+    expect(page.locator(".badge.counted")).to_be_visible()
+
+    page.goto(board)
+    expect(page.locator("tr.mine td").first).to_have_text("2")
+    expect(page.locator("tr.mine")).to_contain_text("50.00")
+    expect(page.locator("tbody tr").first).to_contain_text(rival.handle)

@@ -101,6 +101,10 @@ def test_it_lists_the_challenges_of_the_users_semesters(client, token, challenge
                 "deadline": challenge.deadline.isoformat(),
                 "threshold": 1.0,
                 "open": True,
+                "scoring": "best",
+                "max_selected": 2,
+                "public_fraction": 0.0,
+                "results_revealed": False,
             }
         ]
     }
@@ -215,6 +219,10 @@ def test_it_shows_a_submission_to_its_owner(client, token, enrollment, challenge
         "status": "graded",
         "score": "Infinity",
         "passed": True,
+        "public_score": "Infinity",
+        "private_score": None,
+        "selected": False,
+        "counted": True,
         "metrics": {"score": "Infinity", "mse": 0.0},
         "error": "",
         "queue_position": None,
@@ -303,6 +311,8 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
                 "passed": True,
                 "submissions": 2,
                 "submitted_at": theirs.created_at.isoformat(),
+                "public_score": None,
+                "moved": None,
             },
             {
                 "rank": 2,
@@ -312,6 +322,8 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
                 "passed": True,
                 "submissions": 1,
                 "submitted_at": mine.created_at.isoformat(),
+                "public_score": None,
+                "moved": None,
             },
         ]
     }

@@ -90,7 +90,17 @@ def test_it_moves_courses_out_of_the_leaderboard_app_keeping_everything() -> Non
     moved = NewSubmission.objects.get(pk=submission.pk)
     assert moved.challenge_id == plain.pk
     assert moved.pictures == {"samples": "figures/x/samples.png"}
-    assert apps.get_model("submissions", "Standing").objects.get().headline == {"mse": 0.0025}
+    standing = apps.get_model("submissions", "Standing").objects.get()
+    assert standing.headline == {"mse": 0.0025}
+    # Scored by the best upload on the whole set: the standing after the reveal is the same.
+    assert (
+        standing.final_best_id,
+        standing.final_score,
+        standing.final_public_score,
+        standing.final_passed,
+        standing.final_headline,
+    ) == (submission.pk, 200.0, 200.0, True, {"mse": 0.0025})
+    assert NewChallenge.objects.get(pk=plain.pk).scoring == "best"
     tables = set(connection.introspection.table_names())
     assert {
         "courses_course",

@@ -66,10 +66,10 @@ def test_it_exports_the_pass_list(client, staff, challenge, roster):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in response["Content-Disposition"]
     assert response.content.decode().splitlines() == [
-        "username,email,handle,best_score,passed,submissions,best_submitted_at",
-        f"never,never@example.com,{never.handle},,no,0,",
-        f"other,other@example.com,{other.handle},Infinity,yes,1,2026-11-21T09:00:00+01:00",
-        f"student,student@example.com,{student.handle},3.5,yes,2,2026-11-20T12:30:05+01:00",
+        "username,email,handle,best_score,passed,submissions,best_submitted_at,late_days",
+        f"never,never@example.com,{never.handle},,no,0,,0",
+        f"other,other@example.com,{other.handle},Infinity,yes,1,2026-11-21T09:00:00+01:00,0",
+        f"student,student@example.com,{student.handle},3.5,yes,2,2026-11-20T12:30:05+01:00,0",
     ]
 
 

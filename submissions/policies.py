@@ -1,0 +1,259 @@
+"""A challenge's course policies as they apply to one student: their own deadline (an
+``Extension``), late days, their daily quota, marking uploads that count, and what they may see
+of a result before the reveal (``shown_result``: the public part only).
+
+Which submission counts, and by which score, is decided in one place: ``submissions.standings``.
+This module answers "may this student upload or select now, until when, and what do they see".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from courses.models import Challenge, Enrollment, Extension
+from submissions.models import Standing, Submission
+from submissions.standings import number_or_none, part_metrics, standing_refresh
+
+DAY = timedelta(days=1)
+
+
+class PolicyRefused(Exception):
+    """Something a policy does not allow now; ``code`` picks the API's status."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def extension_for(enrollment: Enrollment, challenge: Challenge) -> Extension | None:
+    return Extension.objects.filter(enrollment=enrollment, challenge=challenge).first()
+
+
+def personal_deadline(challenge: Challenge, extension: Extension | None) -> datetime:
+    """The student's own deadline: the challenge's, or their extension's if later."""
+    if extension is not None and extension.deadline > challenge.deadline:
+        return extension.deadline
+    return challenge.deadline
+
+
+def days_late(deadline: datetime, at: datetime) -> int:
+    """Whole days past ``deadline`` that an upload at ``at`` needs: the first second after the
+    deadline is day 1, 24 h later day 2. 0 before the deadline."""
+    if at < deadline:
+        return 0
+    return max(1, math.ceil((at - deadline) / DAY))
+
+
+def _late_days(
+    uploads: Any, challenges: dict[int, Challenge], extensions: dict[Any, Any]
+) -> dict[int, dict[int, int]]:
+    """Late days by enrolment and challenge from ``(enrollment_id, challenge_id, created_at)``:
+    the lateness of each challenge's latest counting upload past the student's own deadline, so
+    the first late upload of each day spends that day and later ones that day spend nothing."""
+    spent: dict[int, dict[int, int]] = {}
+    for enrollment_id, challenge_id, created_at in uploads:
+        challenge = challenges.get(challenge_id)
+        if challenge is None:
+            continue
+        extension = extensions.get((enrollment_id, challenge_id))
+        late = days_late(personal_deadline(challenge, extension), created_at)
+        if late:
+            mine = spent.setdefault(enrollment_id, {})
+            mine[challenge_id] = max(mine.get(challenge_id, 0), late)
+    return spent
+
+
+def late_days_spent(enrollment: Enrollment) -> dict[int, int]:
+    """Late days each challenge of the student's semester has used, by challenge id."""
+    challenges = {c.pk: c for c in Challenge.objects.filter(semester_id=enrollment.semester_id)}
+    extensions = {
+        (e.enrollment_id, e.challenge_id): e
+        for e in Extension.objects.filter(enrollment=enrollment)
+    }
+    uploads = Submission.objects.filter(
+        enrollment=enrollment, counts_for_quota=True, challenge_id__in=list(challenges)
+    ).values_list("enrollment_id", "challenge_id", "created_at")
+    return _late_days(uploads, challenges, extensions).get(enrollment.pk, {})
+
+
+def late_days_by_enrollment(challenge: Challenge) -> dict[int, int]:
+    """Late days each student of ``challenge``'s semester has spent there in total: three
+    queries, none when the semester grants no late days (nobody can have spent any)."""
+    if not challenge.semester.late_days:
+        return {}
+    semester_id = challenge.semester_id
+    challenges = {c.pk: c for c in Challenge.objects.filter(semester_id=semester_id)}
+    extensions = {
+        (e.enrollment_id, e.challenge_id): e
+        for e in Extension.objects.filter(challenge__semester_id=semester_id)
+    }
+    earliest = min(c.deadline for c in challenges.values())
+    uploads = Submission.objects.filter(
+        challenge_id__in=list(challenges), counts_for_quota=True, created_at__gte=earliest
+    ).values_list("enrollment_id", "challenge_id", "created_at")
+    spent = _late_days(uploads, challenges, extensions)
+    return {enrollment_id: sum(days.values()) for enrollment_id, days in spent.items()}
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one student may do in one challenge at one instant."""
+
+    #: their own deadline (an extension's, if any)
+    deadline: datetime
+    extension: Extension | None
+    #: uploads per rolling 24 hours, extra uploads of an extension included while it runs
+    quota: int
+    #: late days: spent on this challenge, spent in the whole semester, the semester's budget
+    late_here: int
+    late_total: int
+    late_budget: int
+    #: the most late days this challenge may still use (cap and budget together)
+    late_limit: int
+    #: the end of the late days the student may still spend here (== deadline without any)
+    closes_at: datetime
+
+    @property
+    def late_left(self) -> int:
+        return max(0, self.late_budget - self.late_total)
+
+
+def window_for(enrollment: Enrollment, challenge: Challenge, now: datetime) -> Window:
+    extension = extension_for(enrollment, challenge)
+    deadline = personal_deadline(challenge, extension)
+    # Without a budget nobody can have spent a late day: no queries.
+    spent = late_days_spent(enrollment) if challenge.semester.late_days else {}
+    here = spent.get(challenge.pk, 0)
+    total = sum(spent.values())
+    budget = challenge.semester.late_days
+    limit = here + max(0, budget - total)
+    if challenge.late_days_allowed is not None:
+        limit = min(limit, challenge.late_days_allowed)
+    limit = max(limit, here)
+    quota = challenge.daily_quota
+    if extension is not None and now < extension.deadline:
+        quota += extension.extra_uploads
+    return Window(
+        deadline=deadline,
+        extension=extension,
+        quota=quota,
+        late_here=here,
+        late_total=total,
+        late_budget=budget,
+        late_limit=limit,
+        closes_at=deadline + limit * DAY,
+    )
+
+
+# --- marking uploads that count ---------------------------------------------------------------
+
+
+def selection_open(submission: Submission, now: datetime) -> bool:
+    """Marking closes with the student's own deadline, or when their late days here end."""
+    challenge = submission.challenge
+    if challenge.semester.closed:
+        return False
+    extension = extension_for(submission.enrollment, challenge)
+    deadline = personal_deadline(challenge, extension)
+    here = (
+        late_days_spent(submission.enrollment).get(challenge.pk, 0)
+        if challenge.semester.late_days
+        else 0
+    )
+    return now < deadline + here * DAY
+
+
+def submission_select(submission: Submission, selected: bool, now: datetime | None = None) -> None:
+    """Mark or unmark ``submission`` as one that counts; raises ``PolicyRefused``."""
+    now = now or timezone.now()
+    challenge = submission.challenge
+    if challenge.scoring != Challenge.Scoring.SELECTED:
+        raise PolicyRefused(
+            "not_selectable", "This challenge does not let students select uploads."
+        )
+    if submission.status != Submission.Status.GRADED or submission.score is None:
+        raise PolicyRefused("not_graded", "Only a graded upload can be selected.")
+    if not selection_open(submission, now):
+        raise PolicyRefused("deadline", "The deadline has passed: the selection is final.")
+    with transaction.atomic():
+        # One student's selections change one at a time, so two at once cannot exceed the cap.
+        Enrollment.objects.select_for_update().filter(pk=submission.enrollment_id).exists()
+        if selected and not submission.selected:
+            marked = Submission.objects.filter(
+                enrollment_id=submission.enrollment_id, challenge=challenge, selected=True
+            ).count()
+            if marked >= challenge.max_selected:
+                raise PolicyRefused(
+                    "too_many_selected",
+                    f"You have already selected {challenge.max_selected} uploads; unselect one"
+                    " first.",
+                )
+        Submission.objects.filter(pk=submission.pk).update(selected=selected)
+        submission.selected = selected
+        standing_refresh(submission.enrollment_id, challenge.pk)
+
+
+def submission_counted(submission: Submission, at: datetime | None = None) -> bool:
+    """Whether ``submission`` is the one of its student that counts now (one query)."""
+    revealed = submission.challenge.results_revealed(at)
+    column = "final_best_id" if revealed else "best_id"
+    counted = (
+        Standing.objects.filter(
+            enrollment_id=submission.enrollment_id, challenge_id=submission.challenge_id
+        )
+        .values_list(column, flat=True)
+        .first()
+    )
+    return counted == submission.pk
+
+
+# --- what a student sees of a result ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result as its student may see it now: before the reveal of a split challenge the
+    public part only (score, pass and figures), after it the private score that ranks, with
+    every figure of both parts and the whole set."""
+
+    score: float | None
+    passed: bool | None
+    metrics: dict[str, Any]
+    public_score: float | None
+    #: None until the reveal, and for a challenge without a split
+    private_score: float | None
+    revealed: bool
+
+
+#: figures of a split result that say nothing about the private part
+_SPLIT_FACTS = ("public_count", "private_count", "split_seed", "public_fraction", "count")
+
+
+def shown_result(submission: Submission, at: datetime | None = None) -> Shown:
+    challenge = submission.challenge
+    revealed = challenge.results_revealed(at)
+    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    public = part_metrics(metrics, "public") if challenge.has_split else None
+    private = part_metrics(metrics, "private") if challenge.has_split else None
+    graded = submission.status == Submission.Status.GRADED
+    if not graded or public is None or private is None:
+        score = submission.score if graded else None
+        return Shown(submission.score, submission.passed, metrics, score, None, revealed)
+    key, kind = challenge.score_key, challenge.kind
+    public_score = number_or_none(public.get(key))
+    if revealed:
+        private_score = number_or_none(private.get(key))
+        passed = private_score is not None and kind.passed(private, challenge.threshold, key)
+        return Shown(private_score, passed, metrics, public_score, private_score, revealed)
+    # Nothing of the private part, the whole set's figures included: the whole less the public
+    # part would give it away.
+    visible = {**public, **{k: metrics[k] for k in _SPLIT_FACTS if k in metrics}}
+    visible["passed"] = public_score is not None and kind.passed(public, challenge.threshold, key)
+    return Shown(public_score, visible["passed"], visible, public_score, None, revealed)
