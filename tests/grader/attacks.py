@@ -43,6 +43,18 @@ def shared_runner() -> SandboxRunner:
     return _runner
 
 
+def tasks_of(uid: int) -> int:
+    """Processes and threads running as ``uid``: what the kernel counts against RLIMIT_NPROC
+    (a job's model has threads of its own, one per core it was given)."""
+    count = 0
+    for pid in processes_of(uid):
+        try:
+            count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue  # it ended meanwhile
+    return count
+
+
 def processes_of(uid: int) -> list[int]:
     """Pids of the host's processes running as ``uid`` (a job's, from outside the sandbox)."""
     found = []

@@ -102,7 +102,7 @@ def test_it_records_a_reference_model_that_fails(with_reference, tiny_models):
 
     with_reference.refresh_from_db()
     assert with_reference.reference_check["status"] == "failed"
-    assert "output shape" in with_reference.reference_check["error"]
+    assert "the shape the challenge needs" in with_reference.reference_check["error"]
     assert reference_warnings(with_reference) == ["The reference model has not passed a check yet."]
 
 
