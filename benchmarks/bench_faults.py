@@ -31,6 +31,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +85,21 @@ def run_stack(name: str, quick: bool, out: Path) -> None:
             print(f"[{name}] {key}: {json.dumps(value)}", flush=True)
             out.write_text(json.dumps(figures))
 
-        record("kill -9 worker", s.kill_worker(bench, seed))
+        def scenario(key: str, run: Callable[[], dict[str, Any]]) -> None:
+            # One scenario's failure is reported in its column; the others still run.
+            try:
+                record(key, run())
+            except Exception as exc:
+                traceback.print_exc()
+                record(key, {"error": f"{type(exc).__name__}: {exc}"})
+
+        scenario("kill -9 worker", lambda: s.kill_worker(bench, seed))
         if name == "postgres":
-            record("broker restart", s.broker_restart(bench, demo, 4 if quick else 10))
-            record("database restart", s.database_restart(bench, seed))
+            queued = 4 if quick else 10
+            scenario("broker restart", lambda: s.broker_restart(bench, demo, queued))
+            scenario("database restart", lambda: s.database_restart(bench, seed))
         students, uploads, window = (5, 40, 12.0) if quick else (25, 200, 60.0)
-        record("deadline rush", s.rush(bench, demo, students, uploads, window))
+        scenario("deadline rush", lambda: s.rush(bench, demo, students, uploads, window))
     finally:
         stack.close()
 
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             # Each stack in its own process: Django's settings are read once per process.
             command = [sys.executable, "-m", "benchmarks.bench_faults", "--stack", name,
                        "--out", str(out)] + (["--quick"] if args.quick else [])  # fmt: skip
-            code = code or subprocess.run(command, cwd=ROOT, timeout=3600).returncode
+            code = subprocess.run(command, cwd=ROOT, timeout=3600).returncode or code
             results[name] = json.loads(out.read_text()) if out.exists() else {}
     print_table(results)
     return code

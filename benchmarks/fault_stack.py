@@ -8,6 +8,7 @@ Every process is started in its own session so that its whole group can be kille
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -163,7 +164,7 @@ class Stack:
         )  # fmt: skip
         self.procs.append(proc)
         ready = threading.Event()
-        log = (self.tmp / f"worker-{name}.log").open("w")
+        log = (self.tmp / f"worker-{name}.log").open("w", buffering=1)
 
         def read() -> None:
             assert proc.stdout is not None
@@ -200,8 +201,6 @@ class Stack:
         if self.redis is not None:
             self.redis.kill()
         if self.postgres is not None and self.postgres.started:
-            try:
+            with contextlib.suppress(subprocess.SubprocessError):
                 self.postgres.stop()
-            except subprocess.SubprocessError:
-                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
