@@ -20,6 +20,10 @@ timings: heartbeat 5 s, dead after 30 s, sweep every 15 s. Scenarios:
 Each recovery is measured from the fault until every affected submission is graded, with the
 count of graded runs per submission (lost: none, double: more than one). ``--quick`` shrinks
 the rush to 40 uploads in 12 s from 5 students and the broker scenario to 4 uploads.
+
+The PostgreSQL + Redis stack needs Debian's ``redis-server`` and PostgreSQL 15 binaries and root
+(the cluster runs as the ``postgres`` user through ``runuser``); ``--stacks embedded`` needs
+neither.
 """
 
 from __future__ import annotations
