@@ -49,11 +49,17 @@ class SweepReport:
     runs: RunSweep = field(default_factory=RunSweep)
 
 
-def submissions_sweep(now: datetime | None = None) -> SweepReport:
+def submissions_sweep(
+    now: datetime | None = None, *, queued_before: datetime | None = None
+) -> SweepReport:
     """Re-queue work whose message or worker went missing.
 
     * queued and marked unsent (its send failed), or queued too long (a message lost in a broker
-      restart): send again;
+      restart), or queued before ``queued_before``: send again. A worker that (re)connects to
+      the broker passes the moment it connected: a broker that restarted without persistence
+      lost every message sent before that, and waiting ``GRADER_STUCK_QUEUED_SECONDS`` for them
+      would leave a whole queue idle for minutes (claims are conditional: a message that did
+      survive only makes a second one a no-op);
     * running, held by a worker whose heartbeat stopped ``GRADER_WORKER_DEAD_SECONDS`` ago: the
       worker died. Its attempt is recorded as lost and the submission re-queued at once, or
       failed (not counting against the quota) once it has used up ``GRADER_MAX_ATTEMPTS``;
@@ -63,12 +69,13 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
     """
     now = now or timezone.now()
     report = SweepReport()
+    cutoff = _queued_cutoff(now, queued_before)
     stale = Submission.objects.filter(
-        Q(unsent=True)
-        | Q(queued_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS)),
+        Q(unsent=True) | Q(queued_at__lt=cutoff),
         status=Submission.Status.QUEUED,
     ).select_related("challenge")
-    for submission in stale:
+    # Oldest first: the broker is first in, first out, and the queue keeps its order.
+    for submission in stale.order_by("queued_at"):
         with transaction.atomic():
             if lifecycle.resend(submission, now):
                 submission_enqueue(submission)
@@ -102,7 +109,7 @@ def submissions_sweep(now: datetime | None = None) -> SweepReport:
         ).exists()
         if _abandon(submission, now, give_up=give_up, note=NO_RESULT_NOTE if alive else LOST_NOTE):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
-    report.runs = regrade_runs_sweep(now)
+    report.runs = regrade_runs_sweep(now, queued_before=queued_before)
     _log(report)
     try:
         alerts_check(now)
@@ -168,11 +175,17 @@ def _abandon(submission: Submission, now: datetime, *, give_up: bool, note: str)
     return True
 
 
-def regrade_runs_sweep(now: datetime) -> RunSweep:
+def _queued_cutoff(now: datetime, queued_before: datetime | None) -> datetime:
+    """Work queued before this is presumed to have lost its message."""
+    cutoff = now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS)
+    return max(cutoff, queued_before) if queued_before is not None else cutoff
+
+
+def regrade_runs_sweep(now: datetime, *, queued_before: datetime | None = None) -> RunSweep:
     """Re-grade attempts whose message or worker went missing, so every batch completes.
 
-    * queued in a running batch and marked unsent, or queued too long: the message was lost:
-      send it again;
+    * queued in a running batch and marked unsent, or queued too long (or before
+      ``queued_before``, as in ``submissions_sweep``): the message was lost: send it again;
     * running, held by a worker whose heartbeat stopped, or past its hard time limit plus the
       grace period: the worker died. The attempt goes back to the queue, or, once it has had
       ``GRADER_MAX_ATTEMPTS``, is recorded as lost (the submission keeps its old result) so the
@@ -180,12 +193,11 @@ def regrade_runs_sweep(now: datetime) -> RunSweep:
     """
     report = RunSweep()
     stale = GradingRun.objects.filter(
-        Q(unsent=True)
-        | Q(started_at__lt=now - timedelta(seconds=settings.GRADER_STUCK_QUEUED_SECONDS)),
+        Q(unsent=True) | Q(started_at__lt=_queued_cutoff(now, queued_before)),
         batch__status=RegradeBatch.Status.RUNNING,
         outcome=GradingRun.Outcome.QUEUED,
     ).select_related("submission__challenge")
-    for run in stale:
+    for run in stale.order_by("started_at"):
         with transaction.atomic():
             if lifecycle.run_resend(run, now):
                 _ring(run)

@@ -4,6 +4,7 @@
 """
 
 import logging
+from datetime import UTC, datetime
 
 from celery import bootsteps
 
@@ -20,8 +21,11 @@ class SweepOnConnect(bootsteps.StartStopStep):
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def start(self, parent: object) -> None:
+        # Everything queued before this connection may have lost its message (a broker that
+        # restarted without persistence): the sweep sends all of it again, not only the stale.
+        connected = datetime.now(UTC).isoformat()
         try:
-            app.send_task(SWEEP_STUCK, expires=60.0)
+            app.send_task(SWEEP_STUCK, kwargs={"queued_before": connected}, expires=60.0)
         except Exception:  # the broker went away again: the next connection asks again
             logging.getLogger(__name__).warning("could not ask for a sweep", exc_info=True)
 

@@ -6,6 +6,7 @@ The runner (the sandbox, pre-warmed) is made once per worker process and reused.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Task
@@ -124,8 +125,10 @@ def check_reference(self: Task, challenge_id: int) -> None:
 
 
 @app.task(name=SWEEP_STUCK)
-def sweep_stuck() -> dict[str, list[Any]]:
-    report = submissions_sweep()
+def sweep_stuck(queued_before: str | None = None) -> dict[str, list[Any]]:
+    """The periodic sweep; ``queued_before`` (ISO 8601) when a worker asks on connecting."""
+    before = datetime.fromisoformat(queued_before) if queued_before else None
+    report = submissions_sweep(queued_before=before)
     return {
         "resent": report.resent,
         "requeued": report.requeued,

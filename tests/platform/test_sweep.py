@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -116,3 +116,38 @@ def test_it_runs_as_a_periodic_task(enrollment, challenge, long_ago, settings):
     assert len(sweep_stuck.run()["resent"]) == 1
     schedule = settings.CELERY_BEAT_SCHEDULE["sweep-stuck-submissions"]
     assert schedule["task"] == sweep_stuck.name
+
+
+def test_it_sends_again_everything_queued_before_a_worker_connected(
+    enrollment, challenge, sent, django_capture_on_commit_callbacks
+):
+    """A broker restarted without persistence lost every message sent before a worker
+    reconnected: those are sent again at once, oldest first, not after
+    GRADER_STUCK_QUEUED_SECONDS; what was sent after the connection is left alone."""
+    older = make_submission(enrollment, challenge, created_at=timezone.now() - timedelta(seconds=5))
+    newer = make_submission(enrollment, challenge, created_at=timezone.now() - timedelta(seconds=2))
+    connected = timezone.now() - timedelta(seconds=1)
+    make_submission(enrollment, challenge)  # sent to the broker that is up now
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = submissions_sweep(queued_before=connected)
+
+    assert report.resent == [str(older.pk), str(newer.pk)]
+    assert [m.args for m in sent] == [[str(older.pk)], [str(newer.pk)]]
+    assert submissions_sweep().resent == []  # the periodic sweep still waits for stale ones
+
+
+def test_it_is_asked_for_by_a_worker_connecting_with_the_moment_it_connected(
+    enrollment, challenge, sent, django_capture_on_commit_callbacks
+):
+    from worker import SweepOnConnect
+
+    queued = make_submission(enrollment, challenge)
+    SweepOnConnect(None).start(None)
+
+    (message,) = sent
+    assert message.name == sweep_stuck.name
+    before = message.options["kwargs"]["queued_before"]
+    assert timezone.now() - timedelta(seconds=5) < datetime.fromisoformat(before) <= timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_stuck.run(**message.options["kwargs"])["resent"] == [str(queued.pk)]
