@@ -27,7 +27,7 @@ from django.core.files.storage import Storage
 import eval_data
 from courses.models import Challenge
 from grader.errors import GraderError, GradingError, PlatformError
-from grader.evaluate import evaluate, sample_picture
+from grader.evaluate import Evaluation, evaluate, sample_picture
 from grader.limits import MB, Limits
 from grader.runners import Runner, make_runner
 from grader.sandbox.bwrap import gpu_index
@@ -187,40 +187,11 @@ def fetched(submission: Submission) -> Iterator[Path]:
         yield path
 
 
-def evaluate_submission(
-    submission: Submission, worker: Worker, *, pictures: bool = True
-) -> GradingOutcome:
-    """Grade a submission's file with its challenge's rules; never raises.
-
-    ``pictures``: also let the kind draw its pictures on the public samples (grading does,
-    re-grading does not: its results are not published yet).
-    """
-    challenge = submission.challenge
-    outcome = GradingOutcome()
-
-    def on_loaded(dataset: eval_data.Dataset) -> None:
-        outcome.dataset_hash = dataset.dataset_hash
-
+@contextmanager
+def _caught(outcome: GradingOutcome) -> Iterator[None]:
+    """Record what stopped an evaluation on ``outcome`` instead of raising it."""
     try:
-        runner = get_runner()
-        outcome.runner = runner.name
-        with fetched(submission) as path:
-            outcome.evaluation = evaluate(
-                path,
-                challenge.task,
-                data_dir_for(submission),
-                runner,
-                threshold=challenge.threshold,
-                score_key=challenge.score_key,
-                public_fraction=challenge.public_fraction,
-                limits=limits_for(submission),
-                allowed_formats=tuple(challenge.allowed_formats),
-                device=worker.device,
-                batch_size=settings.GRADER_BATCH_SIZE,
-                on_loaded=on_loaded,
-            )
-            if pictures:
-                outcome.pictures = _pictures(submission, path, runner, worker)
+        yield
     except GraderError as exc:
         outcome.error = exc
     except SoftTimeLimitExceeded:
@@ -234,6 +205,49 @@ def evaluate_submission(
         outcome.error = PlatformError(
             "internal", "grading failed unexpectedly", traceback.format_exc()
         )
+
+
+def _evaluate(
+    challenge: Challenge, path: Path, runner: Runner, worker: Worker, outcome: GradingOutcome
+) -> Evaluation:
+    """Grade the model file at ``path`` under the challenge's rules and limits; the outcome
+    learns the test set's hash as soon as it is loaded."""
+
+    def on_loaded(dataset: eval_data.Dataset) -> None:
+        outcome.dataset_hash = dataset.dataset_hash
+
+    return evaluate(
+        path,
+        challenge.task,
+        challenge_data_dir(challenge),
+        runner,
+        threshold=challenge.threshold,
+        score_key=challenge.score_key,
+        public_fraction=challenge.public_fraction,
+        limits=challenge_limits(challenge),
+        allowed_formats=tuple(challenge.allowed_formats),
+        device=worker.device,
+        batch_size=settings.GRADER_BATCH_SIZE,
+        on_loaded=on_loaded,
+    )
+
+
+def evaluate_submission(
+    submission: Submission, worker: Worker, *, pictures: bool = True
+) -> GradingOutcome:
+    """Grade a submission's file with its challenge's rules; never raises.
+
+    ``pictures``: also let the kind draw its pictures on the public samples (grading does,
+    re-grading does not: its results are not published yet).
+    """
+    outcome = GradingOutcome()
+    with _caught(outcome):
+        runner = get_runner()
+        outcome.runner = runner.name
+        with fetched(submission) as path:
+            outcome.evaluation = _evaluate(submission.challenge, path, runner, worker, outcome)
+            if pictures:
+                outcome.pictures = _pictures(submission, path, runner, worker)
     return outcome
 
 
@@ -264,11 +278,7 @@ def _pictures(
 def evaluate_reference(challenge: Challenge, worker: Worker) -> GradingOutcome:
     """Grade the challenge's reference model exactly as a student's upload; never raises."""
     outcome = GradingOutcome()
-
-    def on_loaded(dataset: eval_data.Dataset) -> None:
-        outcome.dataset_hash = dataset.dataset_hash
-
-    try:
+    with _caught(outcome):
         runner = get_runner()
         outcome.runner = runner.name
         with tempfile.TemporaryDirectory(prefix="reference-") as tmp:
@@ -281,28 +291,5 @@ def evaluate_reference(challenge: Challenge, worker: Worker) -> GradingOutcome:
                 raise PlatformError(
                     "storage", "the reference model could not be read", str(exc)
                 ) from exc
-            outcome.evaluation = evaluate(
-                path,
-                challenge.task,
-                challenge_data_dir(challenge),
-                runner,
-                threshold=challenge.threshold,
-                score_key=challenge.score_key,
-                public_fraction=challenge.public_fraction,
-                limits=challenge_limits(challenge),
-                allowed_formats=tuple(challenge.allowed_formats),
-                device=worker.device,
-                batch_size=settings.GRADER_BATCH_SIZE,
-                on_loaded=on_loaded,
-            )
-    except GraderError as exc:
-        outcome.error = exc
-    except SoftTimeLimitExceeded:
-        outcome.error = PlatformError(
-            "soft_time_limit", "grading took longer than the task's time limit"
-        )
-    except Exception:
-        outcome.error = PlatformError(
-            "internal", "grading failed unexpectedly", traceback.format_exc()
-        )
+            outcome.evaluation = _evaluate(challenge, path, runner, worker, outcome)
     return outcome
