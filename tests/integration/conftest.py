@@ -90,6 +90,34 @@ class Worker:
         return "".join(self.lines[-80:])
 
 
+def spawn_worker(env: dict[str, str], hostname: str, args: tuple[str, ...] = ()) -> Worker:
+    """A Celery worker process with exactly ``env``, started and not yet waited for."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            f"--hostname={hostname}",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return Worker(proc)
+
+
 def start_worker(
     shared_dirs: dict[str, Path],
     *,
@@ -115,32 +143,9 @@ def start_worker(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            f"--hostname={hostname}",
-            *args,
-        ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    worker = Worker(proc)
+    worker = spawn_worker(full_env, hostname, args)
     if not worker.ready.wait(WORKER_READY_SECONDS):
-        proc.kill()
+        worker.proc.kill()
         pytest.fail(f"the Celery worker did not start:\n{worker.log()}")
     return worker
 

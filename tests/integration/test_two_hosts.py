@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,11 @@ from django.test import Client
 from courses.models import Challenge
 from submissions.models import ApiToken, GradingRun, Submission
 from tests.integration.conftest import (
-    ROOT,
     WORKER_READY_SECONDS,
     Worker,
     database_url,
+    spawn_worker,
+    stop_worker,
     wait_until_done,
 )
 from tests.objectstore import S3Server, start_s3_server
@@ -45,40 +44,6 @@ pytestmark = [
 QUEUE_PREFIX = "two-hosts-"
 UPLOADS = 6
 HOSTS = {"host-a": 60001, "host-b": 60002}
-
-
-def start_worker(name: str, env: dict[str, str]) -> Worker:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            f"--hostname={name}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    return Worker(proc)
-
-
-def stop(worker: Worker) -> None:
-    worker.proc.terminate()
-    try:
-        worker.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +99,7 @@ def hosts(
                 **store.env(),
             }
         )
-        started[name] = (start_worker(name, env), home)
+        started[name] = (spawn_worker(env, f"{name}@%h"), home)
     try:
         for name, (worker, _) in started.items():
             if not worker.ready.wait(WORKER_READY_SECONDS):
@@ -142,7 +107,7 @@ def hosts(
         yield started
     finally:
         for worker, _ in started.values():
-            stop(worker)
+            stop_worker(worker)
 
 
 def holding(folder: Path, digests: set[str]) -> list[Path]:
