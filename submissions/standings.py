@@ -81,12 +81,6 @@ class Rules:
         )
 
 
-def headline_keys(challenge_id: int) -> list[str]:
-    """The metrics a board shows beside the score, from the challenge's kind."""
-    rules = Rules.of(challenge_id)
-    return [] if rules is None else rules.headline
-
-
 def part_metrics(metrics: Any, part: str) -> dict[str, Any] | None:
     """A split result's figures of one part ("public" or "private"), None without a split."""
     if not isinstance(metrics, dict):
