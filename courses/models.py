@@ -277,14 +277,6 @@ class Challenge(models.Model):
     def has_split(self) -> bool:
         return self.public_fraction > 0
 
-    def results_revealed(self, at: datetime | None = None) -> bool:
-        """Whether boards rank by the private score: once staff revealed the results, or from
-        the deadline on unless staff hold them back."""
-        at = at or timezone.now()
-        if self.revealed_at is not None and self.revealed_at <= at:
-            return True
-        return self.deadline_passed(at) and not self.hold_results
-
     def data_path(self) -> str:
         return str(settings.GRADER_DATA_ROOT / self.data_dir)
 

@@ -24,7 +24,14 @@ from leaderboard.boards import leaderboard_rows
 from submissions.access import metrics_for, visible_submissions
 from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
 from submissions.models import ApiToken, Submission
-from submissions.policies import PolicyRefused, shown_result, submission_counted, submission_select
+from submissions.policies import (
+    PolicyRefused,
+    final_results_at,
+    results_revealed_to,
+    shown_result,
+    submission_counted,
+    submission_select,
+)
 from submissions.queue import queue_place
 from submissions.services import SubmissionRefused, submission_create
 from submissions.storage import StorageUnavailable
@@ -89,7 +96,8 @@ def api_view(methods: tuple[str, ...], *, public: bool = False) -> Callable[[Vie
     return decorate
 
 
-def _challenge_json(challenge: Challenge, now: Any) -> dict[str, Any]:
+def _challenge_json(challenge: Challenge, now: Any, user: Any) -> dict[str, Any]:
+    final = final_results_at(challenge) if challenge.has_split else None
     return {
         "slug": challenge.slug,
         "title": challenge.title,
@@ -102,7 +110,10 @@ def _challenge_json(challenge: Challenge, now: Any) -> dict[str, Any]:
         "scoring": challenge.scoring,
         "max_selected": challenge.max_selected,
         "public_fraction": challenge.public_fraction,
-        "results_revealed": challenge.results_revealed(now),
+        "results_revealed": results_revealed_to(challenge, user, now),
+        # when final results come out by themselves (the last personal window closes); null
+        # without a split, or while staff hold them
+        "final_results_at": final.isoformat() if final else None,
     }
 
 
@@ -115,7 +126,7 @@ def challenge_list(request: AuthedRequest) -> HttpResponse:
     if not is_staff(request.user):
         challenges = challenges.filter(semester__enrollments__user_id=request.user.pk)
     now = timezone.now()
-    return JsonResponse({"challenges": [_challenge_json(c, now) for c in challenges]})
+    return JsonResponse({"challenges": [_challenge_json(c, now, request.user) for c in challenges]})
 
 
 @api_view(("POST",))
@@ -242,7 +253,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                     "submissions": row.submissions,
                     "submitted_at": row.submitted_at.isoformat(),
                 }
-                for row in leaderboard_rows(challenge)
+                for row in leaderboard_rows(challenge, results_revealed_to(challenge, request.user))
             ]
         }
     )

@@ -3,8 +3,10 @@
 Each enrolled student is ranked by the submission that counts under the challenge's scoring
 policy (``submissions.standings``): higher score first (an infinite score first of all), ties
 broken by the earlier upload. Before the reveal the public score ranks; after it
-(``Challenge.results_revealed``) the private score ranks and pass/fail is judged on it, and each
-row says how many places its student moved. Ranks are honest: equal scores share a
+(``submissions.policies.results_revealed``) the private score ranks and pass/fail is judged on
+it, and each row says how many places its student moved. Which phase a board shows is the
+caller's choice: a student whose own window is still open after staff revealed early sees the
+public phase (``results_revealed_to``). Ranks are honest: equal scores share a
 rank (1, 2, 2, 4) and are listed earlier upload first. Teaching assistants are not ranked, and
 neither is a submission without a score (failed, still grading, or NaN).
 """
@@ -22,7 +24,7 @@ from django.db.models import F, Max, QuerySet
 
 from courses.models import Challenge, Enrollment
 from submissions.models import Standing
-from submissions.policies import late_days_by_enrollment
+from submissions.policies import late_days_by_enrollment, results_revealed
 
 
 @dataclass(frozen=True)
@@ -166,40 +168,46 @@ def _ranks(scores: list[float]) -> list[int]:
 BOARD_CACHE_SECONDS = 60
 
 
-def board_version(challenge: Challenge, now: datetime | None = None) -> str:
+def board_version(challenge: Challenge, revealed: bool | None = None) -> str:
     """What a board depends on: the latest change to the challenge's standings (uploads,
     results, re-grades, selections, deletions all recompute a standing), read in one index
-    lookup, plus the challenge's rules and which phase ranks (the reveal)."""
+    lookup, plus the challenge's rules and which phase ranks (``revealed``; None: the class's
+    phase now)."""
+    if revealed is None:
+        revealed = results_revealed(challenge)
     latest = Standing.objects.filter(challenge=challenge).aggregate(changed=Max("changed_at"))
     moments = (latest["changed"], challenge.policy_changed_at)
     return "-".join(
         [f"{moment.timestamp():.6f}" if moment else "none" for moment in moments]
-        + ["revealed" if challenge.results_revealed(now) else "public"]
+        + ["revealed" if revealed else "public"]
     )
 
 
-# Computed boards of this process: challenge id -> (version, computed at, board). Kept as
+# Computed boards of this process: (challenge id, phase) -> (version, computed at, board). Kept as
 # objects, not in Django's cache, because unpickling 2,000 rows costs as much as a page render;
 # boards are immutable, so sharing one between threads is safe.
-_boards: dict[int, tuple[str, float, Leaderboard]] = {}
+_boards: dict[tuple[int, bool], tuple[str, float, Leaderboard]] = {}
 _boards_lock = threading.Lock()
 
 
-def leaderboard_build(challenge: Challenge) -> Leaderboard:
-    """The ranked board of ``challenge``, computed once per change of ``board_version``.
+def leaderboard_build(challenge: Challenge, revealed: bool | None = None) -> Leaderboard:
+    """The ranked board of ``challenge`` in one phase (``revealed``: the final one), computed
+    once per change of ``board_version``; ``None``: the phase the class sees now.
 
     Ranking every submission costs tens of milliseconds at 40,000 uploads, and the night before
     a deadline hundreds of students reload the same board between two results.
     """
-    version = board_version(challenge)
+    if revealed is None:
+        revealed = results_revealed(challenge)
+    version = board_version(challenge, revealed)
     now = time.monotonic()
     with _boards_lock:
-        hit = _boards.get(challenge.pk)
+        hit = _boards.get((challenge.pk, revealed))
     if hit and hit[0] == version and now - hit[1] < BOARD_CACHE_SECONDS:
         return hit[2]
-    board = leaderboard_compute(challenge)
+    board = leaderboard_compute(challenge, revealed)
     with _boards_lock:
-        _boards[challenge.pk] = (version, now, board)
+        _boards[(challenge.pk, revealed)] = (version, now, board)
     return board
 
 
@@ -209,10 +217,11 @@ def leaderboard_forget() -> None:
         _boards.clear()
 
 
-def leaderboard_compute(challenge: Challenge, now: datetime | None = None) -> Leaderboard:
+def leaderboard_compute(challenge: Challenge, revealed: bool | None = None) -> Leaderboard:
     """The ranked board of ``challenge``: two queries, whatever the number of students (three
     after the reveal of a split challenge, to say who moved)."""
-    revealed = challenge.results_revealed(now)
+    if revealed is None:
+        revealed = results_revealed(challenge)
     best = _best_submissions(challenge, revealed)
     ranks = _ranks([b["the_score"] for b in best])
     moves = revealed and challenge.has_split
@@ -238,15 +247,16 @@ def leaderboard_compute(challenge: Challenge, now: datetime | None = None) -> Le
     return Leaderboard(rows=rows, enrolled=_students(challenge).count())
 
 
-def leaderboard_rows(challenge: Challenge) -> list[LeaderboardRow]:
+def leaderboard_rows(challenge: Challenge, revealed: bool | None = None) -> list[LeaderboardRow]:
     """The ranked rows of ``challenge`` (the JSON API's view of the board)."""
-    return leaderboard_build(challenge).rows
+    return leaderboard_build(challenge, revealed).rows
 
 
 def gradebook_rows(challenge: Challenge) -> list[GradebookRow]:
     """Every student of the semester, ranked or not, by username, as the board ranks them now
-    (public before the reveal, private after): four queries."""
-    best = _best_submissions(challenge, challenge.results_revealed())
+    (public before the reveal, private after): four queries, a few more between the deadline
+    and the end of the last personal window."""
+    best = _best_submissions(challenge, results_revealed(challenge))
     late = late_days_by_enrollment(challenge)
     uploads = _upload_counts(challenge)
     ranks = _ranks([b["the_score"] for b in best])

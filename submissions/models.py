@@ -330,9 +330,9 @@ class Standing(models.Model):
     best_created_at = models.DateTimeField(null=True, blank=True)
     #: uploads that count (not those that failed for a platform reason)
     uploads = models.PositiveIntegerField(default=0)
-    # The standing after the reveal (``Challenge.results_revealed``): the submission that counts
-    # ranked by its private score. Equal to the fields above for a challenge without a split
-    # scored by its best or last upload. Both are kept so a board switches at the deadline
+    # The standing after the reveal (``submissions.policies.results_revealed``): the submission
+    # that counts ranked by its private score. Equal to the fields above for a challenge without
+    # a split scored by its best or last upload. Both are kept so a board switches phase
     # without rewriting a row.
     final_best = models.ForeignKey(
         Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

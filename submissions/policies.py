@@ -1,6 +1,7 @@
 """A challenge's course policies as they apply to one student: their own deadline (an
-``Extension``), late days, their daily quota, marking uploads that count, and what they may see
-of a result before the reveal (``shown_result``: the public part only).
+``Extension``), late days, their daily quota, marking uploads that count, when final results
+come out (``results_revealed``: when the last personal window closes, or earlier by staff), and
+what a student may see of a result before then (``shown_result``: the public part only).
 
 Which submission counts, and by which score, is decided in one place: ``submissions.standings``.
 This module answers "may this student upload or select now, until when, and what do they see".
@@ -14,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from courses.models import Challenge, Enrollment, Extension
-from submissions.models import Standing, Submission
+from submissions.models import GradingRun, RegradeBatch, Standing, Submission
 from submissions.standings import number_or_none, part_metrics, standing_refresh
 
 DAY = timedelta(days=1)
@@ -83,13 +85,11 @@ def late_days_spent(enrollment: Enrollment) -> dict[int, int]:
     return _late_days(uploads, challenges, extensions).get(enrollment.pk, {})
 
 
-def late_days_by_enrollment(challenge: Challenge) -> dict[int, int]:
-    """Late days each student of ``challenge``'s semester has spent there in total: three
-    queries, none when the semester grants no late days (nobody can have spent any)."""
-    if not challenge.semester.late_days:
-        return {}
-    semester_id = challenge.semester_id
+def _semester_late_days(semester_id: int) -> dict[int, dict[int, int]]:
+    """Late days by enrolment and challenge in one semester: three queries."""
     challenges = {c.pk: c for c in Challenge.objects.filter(semester_id=semester_id)}
+    if not challenges:
+        return {}
     extensions = {
         (e.enrollment_id, e.challenge_id): e
         for e in Extension.objects.filter(challenge__semester_id=semester_id)
@@ -98,8 +98,25 @@ def late_days_by_enrollment(challenge: Challenge) -> dict[int, int]:
     uploads = Submission.objects.filter(
         challenge_id__in=list(challenges), counts_for_quota=True, created_at__gte=earliest
     ).values_list("enrollment_id", "challenge_id", "created_at")
-    spent = _late_days(uploads, challenges, extensions)
+    return _late_days(uploads, challenges, extensions)
+
+
+def late_days_by_enrollment(challenge: Challenge) -> dict[int, int]:
+    """Late days each student of ``challenge``'s semester has spent there in total: three
+    queries, none when the semester grants no late days (nobody can have spent any)."""
+    if not challenge.semester.late_days:
+        return {}
+    spent = _semester_late_days(challenge.semester_id)
     return {enrollment_id: sum(days.values()) for enrollment_id, days in spent.items()}
+
+
+def late_limit(challenge: Challenge, here: int, total: int) -> int:
+    """The most late days one student may use on ``challenge``: what they spent here plus what
+    is left of the semester's budget, within the challenge's cap (never below what they spent)."""
+    limit = here + max(0, challenge.semester.late_days - total)
+    if challenge.late_days_allowed is not None:
+        limit = min(limit, challenge.late_days_allowed)
+    return max(limit, here)
 
 
 @dataclass(frozen=True)
@@ -133,10 +150,7 @@ def window_for(enrollment: Enrollment, challenge: Challenge, now: datetime) -> W
     here = spent.get(challenge.pk, 0)
     total = sum(spent.values())
     budget = challenge.semester.late_days
-    limit = here + max(0, budget - total)
-    if challenge.late_days_allowed is not None:
-        limit = min(limit, challenge.late_days_allowed)
-    limit = max(limit, here)
+    limit = late_limit(challenge, here, total)
     quota = challenge.daily_quota
     if extension is not None and now < extension.deadline:
         quota += extension.extra_uploads
@@ -149,6 +163,123 @@ def window_for(enrollment: Enrollment, challenge: Challenge, now: datetime) -> W
         late_budget=budget,
         late_limit=limit,
         closes_at=deadline + limit * DAY,
+    )
+
+
+# --- when final results come out --------------------------------------------------------------
+#
+# A student with late days or an extension may still upload and select after the challenge's
+# deadline, so showing them private scores then would let them pick models by the private part.
+# Final results therefore come out on their own only when the last personal window closes;
+# staff may reveal them earlier, and a student whose window is still open then keeps seeing
+# the public phase (their own uploads' public scores, the public board) until it closes.
+
+
+def windows_closing(challenge: Challenge) -> dict[int, datetime]:
+    """When each student's window on ``challenge`` closes, by enrolment: their own deadline
+    plus the late days they may still spend there. Five queries at most, whatever the size of
+    the class; teaching assistants have no window."""
+    learners = Enrollment.objects.filter(
+        semester_id=challenge.semester_id, role=Enrollment.Role.STUDENT
+    ).values_list("pk", flat=True)
+    extended = dict(
+        Extension.objects.filter(challenge=challenge).values_list("enrollment_id", "deadline")
+    )
+    spent = _semester_late_days(challenge.semester_id) if challenge.semester.late_days else {}
+    closing = {}
+    for enrollment_id in learners:
+        deadline = max(challenge.deadline, extended.get(enrollment_id, challenge.deadline))
+        mine = spent.get(enrollment_id, {})
+        limit = late_limit(challenge, mine.get(challenge.pk, 0), sum(mine.values()))
+        closing[enrollment_id] = deadline + limit * DAY
+    return closing
+
+
+def final_results_at(challenge: Challenge) -> datetime | None:
+    """When final results come out without staff: the challenge's deadline, or the end of the
+    last personal window (extensions and the late days anyone may still spend) if later. None
+    while staff hold them back. A closed semester takes no more uploads: its deadline."""
+    if challenge.hold_results:
+        return None
+    if challenge.semester.closed:
+        return challenge.deadline
+    return max([challenge.deadline, *windows_closing(challenge).values()])
+
+
+def _latest_possible_close(challenge: Challenge) -> datetime:
+    """An upper bound of ``final_results_at`` in one query: the latest extension plus the most
+    late days the challenge allows."""
+    extended = Extension.objects.filter(challenge=challenge).aggregate(latest=Max("deadline"))
+    latest = max(challenge.deadline, extended["latest"] or challenge.deadline)
+    cap = challenge.semester.late_days
+    if challenge.late_days_allowed is not None:
+        cap = min(cap, challenge.late_days_allowed)
+    return latest + cap * DAY
+
+
+def results_revealed(challenge: Challenge, at: datetime | None = None) -> bool:
+    """Whether final results are out for the class: staff revealed them, or (unless held) the
+    last personal window has closed. No query before the deadline; one for most of the time
+    after the last window closed."""
+    at = at or timezone.now()
+    if challenge.revealed_at is not None and challenge.revealed_at <= at:
+        return True
+    if challenge.hold_results or at < challenge.deadline:
+        return False
+    if challenge.semester.closed or at >= _latest_possible_close(challenge):
+        return True
+    final = final_results_at(challenge)
+    return final is not None and at >= final
+
+
+def results_revealed_for(
+    challenge: Challenge, enrollment: Enrollment | None, at: datetime | None = None
+) -> bool:
+    """Whether ``enrollment``'s student sees final results (their own uploads' private scores
+    and the board's final phase): when the class does, and their own window has closed. Staff,
+    teaching assistants and visitors (``None``) see what the class sees."""
+    at = at or timezone.now()
+    if not results_revealed(challenge, at):
+        return False
+    if enrollment is None or enrollment.role != Enrollment.Role.STUDENT:
+        return True
+    if challenge.semester.closed or at >= _latest_possible_close(challenge):
+        return True
+    return window_for(enrollment, challenge, at).closes_at <= at
+
+
+def results_revealed_to(challenge: Challenge, user: Any, at: datetime | None = None) -> bool:
+    """``results_revealed_for`` the student enrolled as ``user`` in the challenge's semester
+    (one more query only in the rare time after an early reveal)."""
+    at = at or timezone.now()
+    if not results_revealed(challenge, at):
+        return False
+    if not getattr(user, "is_authenticated", False):
+        return True
+    enrollment = Enrollment.objects.filter(
+        semester_id=challenge.semester_id, user_id=user.pk
+    ).first()
+    return results_revealed_for(challenge, enrollment, at)
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A student who may still upload: what staff are told before an early reveal."""
+
+    enrollment: Enrollment
+    closes_at: datetime
+
+
+def windows_open(challenge: Challenge, at: datetime | None = None) -> list[OpenWindow]:
+    """The students whose window on ``challenge`` is still open at ``at``, closing last first."""
+    at = at or timezone.now()
+    if challenge.semester.closed:
+        return []
+    closing = {pk: when for pk, when in windows_closing(challenge).items() if when > at}
+    people = Enrollment.objects.filter(pk__in=list(closing)).select_related("user")
+    return sorted(
+        (OpenWindow(enrollment, closing[enrollment.pk]) for enrollment in people),
+        key=lambda window: (-window.closes_at.timestamp(), window.enrollment.handle),
     )
 
 
@@ -202,7 +333,7 @@ def submission_select(submission: Submission, selected: bool, now: datetime | No
 
 def submission_counted(submission: Submission, at: datetime | None = None) -> bool:
     """Whether ``submission`` is the one of its student that counts now (one query)."""
-    revealed = submission.challenge.results_revealed(at)
+    revealed = _revealed_to_owner(submission, at)
     column = "final_best_id" if revealed else "best_id"
     counted = (
         Standing.objects.filter(
@@ -237,15 +368,82 @@ _SPLIT_FACTS = ("public_count", "private_count", "split_seed", "public_fraction"
 
 
 def shown_result(submission: Submission, at: datetime | None = None) -> Shown:
+    """``submission``'s result as its student may see it at ``at``."""
     challenge = submission.challenge
-    revealed = challenge.results_revealed(at)
-    metrics = submission.metrics if isinstance(submission.metrics, dict) else {}
+    return shown_figures(
+        challenge,
+        graded=submission.status == Submission.Status.GRADED,
+        score=submission.score,
+        passed=submission.passed,
+        metrics=submission.metrics,
+        revealed=_revealed_to_owner(submission, at),
+    )
+
+
+def _revealed_to_owner(submission: Submission, at: datetime | None) -> bool:
+    """``results_revealed_for`` the submission's student, loading the student only once the
+    class's results are out (a list of uploads before then costs no query per row)."""
+    return results_revealed(submission.challenge, at) and results_revealed_for(
+        submission.challenge, submission.enrollment, at
+    )
+
+
+def shown_earlier(regrade: GradingRun, at: datetime | None = None) -> Shown | None:
+    """The result a published re-grade replaced, under the same rule as the current one (its
+    stored whole-set score less the public part would tell the private part before the reveal):
+    the result of the run that gave the submission its result before, None if it had none."""
+    submission = regrade.submission
+    published = regrade.batch.published_at if regrade.batch else None
+    earlier = (
+        submission.runs.filter(outcome__in=[GradingRun.Outcome.GRADED, GradingRun.Outcome.REJECTED])
+        .exclude(pk=regrade.pk)
+        .filter(
+            Q(batch__isnull=True)
+            | Q(batch__status=RegradeBatch.Status.PUBLISHED, batch__published_at__lt=published)
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    challenge = submission.challenge
+    if earlier is None and regrade.previous_score is not None and not challenge.has_split:
+        # No run left of the earlier result (made before runs were kept): without a split its
+        # stored score is all there is to know, and tells nothing hidden.
+        return shown_figures(
+            challenge,
+            graded=True,
+            score=regrade.previous_score,
+            passed=regrade.previous_passed,
+            metrics={},
+            revealed=True,
+        )
+    if earlier is None or earlier.outcome != GradingRun.Outcome.GRADED:
+        return None
+    return shown_figures(
+        challenge,
+        graded=True,
+        score=earlier.score,
+        passed=earlier.passed,
+        metrics=earlier.metrics,
+        revealed=_revealed_to_owner(submission, at),
+    )
+
+
+def shown_figures(
+    challenge: Challenge,
+    *,
+    graded: bool,
+    score: float | None,
+    passed: bool | None,
+    metrics: Any,
+    revealed: bool,
+) -> Shown:
+    """The one rule for what a student sees of a result: before the reveal of a split
+    challenge the public part only, after it the private score that ranks."""
+    metrics = metrics if isinstance(metrics, dict) else {}
     public = part_metrics(metrics, "public") if challenge.has_split else None
     private = part_metrics(metrics, "private") if challenge.has_split else None
-    graded = submission.status == Submission.Status.GRADED
     if not graded or public is None or private is None:
-        score = submission.score if graded else None
-        return Shown(submission.score, submission.passed, metrics, score, None, revealed)
+        return Shown(score, passed, metrics, score if graded else None, None, revealed)
     key, kind = challenge.score_key, challenge.kind
     public_score = number_or_none(public.get(key))
     if revealed:

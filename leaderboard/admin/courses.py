@@ -16,6 +16,7 @@ from courses.models import Challenge, Course, Enrollment, Extension, Semester
 from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
 from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
+from leaderboard.admin.reveal import reveal_confirm
 from submissions.models import RegradeBatch
 from submissions.reference import reference_check_start, reference_warnings
 from submissions.standings import challenge_reveal, challenge_rules_changed
@@ -194,10 +195,11 @@ class ChallengeAdmin(admin.ModelAdmin):
     @admin.action(
         description="Reveal final results (rank by the private part)", permissions=["change"]
     )
-    def reveal_results(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
-        for challenge in queryset:
-            challenge_reveal(challenge)
-        self.message_user(request, f"{len(queryset)} challenge(s) now rank by the private part.")
+    def reveal_results(
+        self, request: HttpRequest, queryset: QuerySet[Challenge]
+    ) -> HttpResponse | None:
+        # Before the last personal window closes: a page naming who may still upload.
+        return reveal_confirm(self, request, list(queryset.select_related("semester__course")))
 
     @admin.action(description="Check with the reference model", permissions=["change"])
     def check_reference(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
@@ -210,7 +212,7 @@ class ChallengeAdmin(admin.ModelAdmin):
             )
 
     @admin.action(
-        description="Hide final results again (until the deadline)", permissions=["change"]
+        description="Hide final results again (until the last window closes)", permissions=["change"]
     )
     def hide_results(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
         for challenge in queryset:
@@ -240,11 +242,14 @@ class ChallengeAdmin(admin.ModelAdmin):
         return [regrade, reveal, *super().get_urls()]
 
     def reveal_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The challenge page's "Reveal final results" button (a POST)."""
+        """The challenge page's "Reveal final results" button (a POST), through the
+        confirmation page while students may still upload."""
         challenge = get_object_or_404(Challenge, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, challenge):
             raise PermissionDenied
-        self.reveal_results(request, Challenge.objects.filter(pk=pk))
+        response = self.reveal_results(request, Challenge.objects.filter(pk=pk))
+        if response is not None:
+            return response
         return HttpResponseRedirect(reverse("admin:courses_challenge_change", args=[pk]))
 
     def regrade_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -16,6 +16,7 @@ from courses.models import Challenge, Enrollment, Semester
 from grader.kinds import Figure
 from leaderboard import charts
 from leaderboard.boards import board_version, challenge_other_semesters, leaderboard_build
+from submissions.policies import results_revealed_to
 
 ROWS_PER_PAGE = 100
 
@@ -77,7 +78,9 @@ def headline_figures(challenge: Challenge) -> list[Figure]:
 def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     """Public, no sign-in: handles are pseudonyms."""
     challenge = challenge_public(slug)
-    board = leaderboard_build(challenge)
+    # A student whose own window is still open after an early reveal sees the public phase.
+    revealed = results_revealed_to(challenge, request.user)
+    board = leaderboard_build(challenge, revealed)
     page = Paginator(board.rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     mine = board.index_of(request.user.pk) if request.user.is_authenticated else None
     return render(
@@ -92,7 +95,7 @@ def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             "others": challenge_other_semesters(challenge),
             "headline": headline_figures(challenge),
             "is_course_staff": is_course_staff(request.user, challenge.semester),
-            "revealed": challenge.results_revealed(),
+            "revealed": revealed,
         },
     )
 
@@ -106,26 +109,26 @@ HISTOGRAM_MAX_AGE = 60
 HISTOGRAM_CACHE_SECONDS = 3600
 
 
-def histogram_cache_key(challenge: Challenge) -> str:
+def histogram_cache_key(challenge: Challenge, revealed: bool) -> str:
     """Changes whenever the board does (a result, a re-grade, a selection, a policy change,
     the reveal), or the threshold moves: one query (``board_version``)."""
-    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{board_version(challenge)}"
+    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{board_version(challenge, revealed)}"
 
 
-def challenge_best_scores(challenge: Challenge) -> list[float]:
+def challenge_best_scores(challenge: Challenge, revealed: bool | None = None) -> list[float]:
     """The score each ranked student has on the board now: the counted upload's public score
     before the reveal, its private score after (a histogram of whole-set scores would tell
     the private part before the deadline)."""
-    return [row.score for row in leaderboard_build(challenge).rows]
+    return [row.score for row in leaderboard_build(challenge, revealed).rows]
 
 
-def challenge_histogram_svg(challenge: Challenge) -> bytes:
-    key = histogram_cache_key(challenge)
+def challenge_histogram_svg(challenge: Challenge, revealed: bool) -> bytes:
+    key = histogram_cache_key(challenge, revealed)
     svg = cache.get(key)
     if svg is None:
         percent = challenge.kind.score_display == "percent"
         svg = charts.best_score_histogram(
-            challenge_best_scores(challenge),
+            challenge_best_scores(challenge, revealed),
             challenge.threshold,
             percent=percent,
             label=f"best {challenge.kind.score_label.lower()}",
@@ -136,8 +139,11 @@ def challenge_histogram_svg(challenge: Challenge) -> bytes:
 
 @require_GET
 def challenge_histogram(request: HttpRequest, slug: str) -> HttpResponse:
-    """Public, like the board."""
+    """Public, like the board, and in the same phase as the viewer's board."""
     challenge = challenge_public(slug)
-    response = HttpResponse(challenge_histogram_svg(challenge), content_type=SVG)
-    patch_cache_control(response, public=True, max_age=HISTOGRAM_MAX_AGE)
+    revealed = results_revealed_to(challenge, request.user)
+    response = HttpResponse(challenge_histogram_svg(challenge, revealed), content_type=SVG)
+    # Signed in, the phase may be the viewer's own (an open window after an early reveal).
+    shared = not request.user.is_authenticated
+    patch_cache_control(response, public=shared, private=not shared, max_age=HISTOGRAM_MAX_AGE)
     return response

@@ -27,8 +27,12 @@ from submissions.forms import UploadForm, upload_too_large
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
 from submissions.policies import (
     PolicyRefused,
+    final_results_at,
     late_days_spent,
+    results_revealed,
+    results_revealed_for,
     selection_open,
+    shown_earlier,
     shown_result,
     submission_counted,
     window_for,
@@ -139,7 +143,11 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
             and now < (window.closes_at if window else challenge.deadline),
             "window": window,
             "late_now": window is not None and now >= window.deadline,
-            "revealed": challenge.results_revealed(now),
+            # Final results: for this student (their window closed too), for the class, and
+            # when they come out by themselves (the last personal window closes).
+            "revealed": results_revealed_for(challenge, enrollment, now),
+            "class_revealed": results_revealed(challenge, now),
+            "final_results_at": final_results_at(challenge) if challenge.has_split else None,
             "quota": quota,
             "quota_used": used,
             "quota_left": max(0, quota - used),
@@ -169,6 +177,7 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     show_runs = can_see_runs(request.user, submission)
     is_owner = submission.enrollment.user_id == request.user.pk
     challenge = submission.challenge
+    regraded = _last_regrade(submission)
     selectable = (
         is_owner
         and challenge.scoring == Challenge.Scoring.SELECTED
@@ -188,7 +197,8 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             "selectable": selectable,
             "runs": submission.runs.all() if show_runs else None,
             "metrics": _extra_metrics(submission) if show_runs else [],
-            "regraded": _last_regrade(submission),
+            "regraded": regraded,
+            "earlier": shown_earlier(regraded) if regraded else None,
             "queue": queue_place(submission).text,
             **result_facts(submission),
         },

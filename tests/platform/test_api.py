@@ -105,6 +105,7 @@ def test_it_lists_the_challenges_of_the_users_semesters(client, token, challenge
                 "max_selected": 2,
                 "public_fraction": 0.0,
                 "results_revealed": False,
+                "final_results_at": None,
             }
         ]
     }
