@@ -197,7 +197,7 @@ def rush(bench: Bench, demo: bytes, students: int, uploads: int, seconds: float)
     two workers of concurrency 1 grade them. Latency is measured at the client."""
     challenge = bench.challenge("rush")
     enrollments = bench.students(students)
-    tokens = [ApiToken.for_user(e.user).key for e in enrollments]
+    tokens = [ApiToken.issue(e.user) for e in enrollments]
     web, port = bench.stack.gunicorn()
     workers = [bench.stack.worker(f"rush{n}") for n in range(2)]
     url = f"http://127.0.0.1:{port}/api/challenges/{challenge.slug}/submissions/"

@@ -51,9 +51,17 @@ def _token_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "token" or not key.strip():
         return None, error(401, "bad_token", "use the header 'Authorization: Token <token>'")
-    token = ApiToken.objects.select_related("user").filter(key=key.strip()).first()
+    token = ApiToken.find(key.strip())
     if token is None or not token.user.is_active:
         return None, error(401, "bad_token", "this token is not valid; see your profile page")
+    if token.revoked():
+        profile = request.build_absolute_uri(reverse("profile"))
+        return None, error(
+            401,
+            "token_revoked",
+            "this token was revoked because your password changed; make a new one on your"
+            f" profile page: {profile}",
+        )
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user, None
 

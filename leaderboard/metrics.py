@@ -121,8 +121,19 @@ LATENCY = Histogram(
 )
 
 
+#: methods counted under their own name; any other is counted as ``other``
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str | None) -> str:
+    # A client may send any token as a method (gunicorn and Caddy pass it on): each made-up one
+    # would be a series of its own, kept for the life of the process.
+    return method if method in METHODS else "other"
+
+
 class RequestMetricsMiddleware:
-    """Counts every request by its view's name (not its path: ids would explode the series)."""
+    """Counts every request by its view's name (not its path: ids would explode the series) and
+    its method (``method_label``), so the number of series is bounded by the URL patterns."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -132,7 +143,7 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         view = (match.view_name if match else "") or "unresolved"
-        REQUESTS.labels(view, request.method or "", str(response.status_code)).inc()
+        REQUESTS.labels(view, method_label(request.method), str(response.status_code)).inc()
         LATENCY.labels(view).observe(time.perf_counter() - start)
         return response
 

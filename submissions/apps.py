@@ -8,7 +8,9 @@ class SubmissionsConfig(AppConfig):
     def ready(self) -> None:
         # Connects the signals that keep each student's standing up to date.
         # Registers the object store's start-up check.
+        # Keeps API tokens working through Django's password re-hashing.
         from submissions import (
             checks,  # noqa: F401
             standings,  # noqa: F401
+            tokens,  # noqa: F401
         )

@@ -85,7 +85,7 @@ def referenced_objects(rows: Iterable[tuple[str, Any]]) -> list[str]:
 
 def backup(target: Path, say: Say) -> dict[str, Any]:
     """Write the snapshot and its manifest into ``target`` (created; must be empty)."""
-    # The dump holds password hashes and API tokens: readable by its owner only.
+    # The dump holds password hashes and API token digests: readable by its owner only.
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(target.iterdir()):
         raise BackupError(f"{target} is not empty: a backup goes into a folder of its own")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from courses.models import Challenge, Enrollment
 from grader import formats
@@ -283,30 +286,82 @@ def new_token_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+#: how many leading characters of a token are kept in clear, so a student can tell tokens apart
+TOKEN_PREFIX_LENGTH = 8
+
+
+def token_digest(key: str) -> str:
+    """What is stored of a token, and how a presented token is looked up.
+
+    One unsalted SHA-256, not a slow salted password hash: a token is 256 random bits, so there
+    is nothing to guess by brute force and a salt would only stop the lookup by digest (one
+    indexed query per request rather than a hash check per stored token). A leaked table or
+    backup holds no token that works.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Binds a token to the password its user had when it was made, like Django's
+    ``get_session_auth_hash`` binds a session: any new password (the change and reset pages,
+    the admin, ``set_password`` in a shell) changes the stored hash, and the token stops
+    working. Derived from the stored hash only, and without ``SECRET_KEY``, so rotating the
+    key does not revoke every token; it is compared, never used as a credential."""
+    return hashlib.sha256(f"api-token-password:{password_hash}".encode()).hexdigest()
+
+
 class ApiToken(models.Model):
     """One token per user for scripts and notebooks: ``Authorization: Token <key>``.
 
-    Kept in clear text because the profile page shows it; regenerating replaces it.
+    Only the key's digest is stored (``token_digest``); the key itself is shown once, in the
+    answer that made it. Making a new one replaces the old. A token stops working when its user's
+    password changes (``password_fingerprint``) and then says so, until a new one is made.
     """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
     )
-    key = models.CharField(max_length=64, unique=True, default=new_token_key)
+    #: SHA-256 of the key, in hex: a request's token is looked up by its digest
+    digest = models.CharField(max_length=64, unique=True)
+    #: the key's first characters, not enough to use it, shown so a student knows which it is
+    prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH)
+    #: ``password_fingerprint`` of the user's password hash when the token was made
+    password_fingerprint = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"token of {self.user}"
+        return f"token {self.prefix}… of {self.user}"
 
     @classmethod
-    def for_user(cls, user: Any, *, regenerate: bool = False) -> ApiToken:
-        token, created = cls.objects.get_or_create(user=user)
-        if regenerate and not created:
-            token.key = new_token_key()
-            token.created_at = timezone.now()
-            token.save(update_fields=["key", "created_at"])
-        return token
+    def issue(cls, user: Any) -> str:
+        """Make ``user`` a new token, replacing any old one, and return its key: the only time
+        the key exists outside the caller's hands."""
+        key = new_token_key()
+        # The password as stored, not as this (possibly stale) user object holds it: the
+        # token is checked against the stored one.
+        stored = get_user_model().objects.values_list("password", flat=True).get(pk=user.pk)
+        cls.objects.update_or_create(
+            user=user,
+            defaults={
+                "digest": token_digest(key),
+                "prefix": key[:TOKEN_PREFIX_LENGTH],
+                "password_fingerprint": password_fingerprint(stored),
+                "created_at": timezone.now(),
+                "last_used_at": None,
+            },
+        )
+        return key
+
+    @classmethod
+    def find(cls, key: str) -> ApiToken | None:
+        """The token with this key, with its user, whether it still works or not."""
+        return cls.objects.select_related("user").filter(digest=token_digest(key)).first()
+
+    def revoked(self) -> bool:
+        """True once the user's password changed after the token was made."""
+        current = password_fingerprint(self.user.password)
+        return not constant_time_compare(self.password_fingerprint, current)
 
 
 class Standing(models.Model):

@@ -122,9 +122,19 @@ class GradingRunAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["user", "created_at", "last_used_at"]
+    """Tokens to look at and delete (revoke); only their owner makes one, on the profile page,
+    since the key is shown once, to whoever made it."""
+
+    list_display = ["user", "prefix", "created_at", "last_used_at", "works"]
     list_select_related = ["user"]
-    search_fields = ["user__username"]
-    fields = ["user", "created_at", "last_used_at"]
-    readonly_fields = ["created_at", "last_used_at"]
-    raw_id_fields = ["user"]
+    search_fields = ["user__username", "prefix"]
+    fields = ["user", "prefix", "created_at", "last_used_at", "works"]
+    readonly_fields = ["user", "prefix", "created_at", "last_used_at", "works"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="works")
+    def works(self, token: ApiToken) -> bool:
+        # False: its user's password changed after it was made.
+        return token.user.is_active and not token.revoked()

@@ -16,6 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
@@ -348,24 +349,34 @@ def submission_picture(request: HttpRequest, pk: UUID, name: str) -> FileRespons
 # --- the profile ------------------------------------------------------------------------------
 
 
-@login_required
-def profile(request: AuthedRequest) -> HttpResponse:
-    token = ApiToken.for_user(request.user)
+def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
+    token = ApiToken.objects.filter(user=request.user).select_related("user").first()
     enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
     return render(
         request,
         "leaderboard/student/profile.html",
         {
             "token": token,
+            "token_revoked": token is not None and token.revoked(),
+            "new_key": new_key,
             "enrollments": enrollments,
             "api_root": request.build_absolute_uri("/api/"),
         },
     )
 
 
+# The profile is never cached (no-store): it is a signed-in page, and the answer that makes a
+# token carries the key itself.
+@never_cache
+@login_required
+def profile(request: AuthedRequest) -> HttpResponse:
+    return _profile_page(request)
+
+
+@never_cache
 @require_POST
 @login_required
 def token_regenerate(request: AuthedRequest) -> HttpResponse:
-    ApiToken.for_user(request.user, regenerate=True)
-    messages.success(request, "A new API token was created; the old one no longer works.")
-    return redirect("profile")
+    # The key is shown in this answer and nowhere else: not redirected through the session
+    # (stored in the database), and only its digest is kept. Reloading makes another one.
+    return _profile_page(request, new_key=ApiToken.issue(request.user))

@@ -97,7 +97,7 @@ def test_it_rejects_a_garbage_file_with_a_clear_error_and_queues_nothing(
 def test_it_grades_through_the_json_api_with_a_token(
     celery_worker: Worker, segmentation: Challenge, student: User, demo_models: dict[str, Path]
 ) -> None:
-    token = ApiToken.for_user(student).key
+    token = ApiToken.issue(student)
     api = Client(HTTP_AUTHORIZATION=f"Token {token}")
     with demo_models["segmentation_pass"].open("rb") as fh:
         response = api.post(f"/api/challenges/{segmentation.slug}/submissions/", {"file": fh})

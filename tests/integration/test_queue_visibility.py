@@ -36,7 +36,7 @@ def test_it_shows_place_eta_health_and_metrics_of_real_gradings(
     while not alive_workers().filter(name__startswith="integration@").exists():
         assert time.monotonic() < deadline, celery_worker.log()
         time.sleep(0.2)
-    api = Client(HTTP_AUTHORIZATION=f"Token {ApiToken.for_user(student).key}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(student)}")
     ids = []
     for _ in range(2):
         with demo_models["keypoints_pass"].open("rb") as fh:

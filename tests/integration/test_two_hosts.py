@@ -133,7 +133,7 @@ def test_it_grades_each_upload_exactly_once_on_two_hosts_sharing_a_store(
     web_media = tmp_path / "web-media"
     web_media.mkdir()
     settings.MEDIA_ROOT = str(web_media)
-    token = ApiToken.for_user(student).key
+    token = ApiToken.issue(student)
     models = [demo_models["keypoints_pass"], demo_models["keypoints_fail"]]
 
     ids = []

@@ -198,7 +198,7 @@ def outsider(db: Any) -> User:
 
 @pytest.fixture
 def token(student: User) -> str:
-    return ApiToken.for_user(student).key
+    return ApiToken.issue(student)
 
 
 # --- models and submissions -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from submissions.models import ApiToken
 from tests.platform.conftest import graded, make_submission
 
 
@@ -64,3 +65,15 @@ def test_it_redirects_bookmarks_of_the_admin_pages_from_before_courses_moved(
     assert response.status_code == 301
     assert response["Location"] == f"/admin/courses/challenge/{challenge.pk}/change/?x=1"
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_it_shows_an_api_token_by_its_prefix_and_makes_none(client, staff, student, token):
+    client.force_login(staff)
+    row = ApiToken.objects.get(user=student)
+
+    listing = client.get("/admin/submissions/apitoken/").content.decode()
+    page = client.get(f"/admin/submissions/apitoken/{row.pk}/change/")
+
+    assert token[:8] in listing and token not in listing
+    assert page.status_code == 200 and token not in page.content.decode()
+    assert client.get("/admin/submissions/apitoken/add/").status_code == 403

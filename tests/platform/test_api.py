@@ -116,7 +116,7 @@ def test_it_lists_every_challenge_to_staff(client, staff, challenge, earlier_sem
 
     make_challenge(earlier_semester, slug="old-keypoints")
 
-    response = client.get("/api/challenges/", **auth(ApiToken.for_user(staff).key))
+    response = client.get("/api/challenges/", **auth(ApiToken.issue(staff)))
 
     assert {c["slug"]: c["open"] for c in response.json()["challenges"]} == {
         challenge.slug: True,
@@ -168,9 +168,7 @@ def test_it_answers_400_without_a_file(client, token, challenge):
 def test_it_answers_403_to_someone_not_enrolled(client, outsider, challenge, tiny_models):
     from submissions.models import ApiToken
 
-    response = post_model(
-        client, challenge.slug, ApiToken.for_user(outsider).key, tiny_models.zeros
-    )
+    response = post_model(client, challenge.slug, ApiToken.issue(outsider), tiny_models.zeros)
 
     assert response.status_code == 403
 
@@ -254,7 +252,7 @@ def test_it_shows_course_staff_the_host_facts(client, ta, enrollment, challenge)
     submission.metrics = {**submission.metrics, **HOST_FACTS}
     submission.save()
 
-    response = client.get(f"/api/submissions/{submission.pk}/", **auth(ApiToken.for_user(ta).key))
+    response = client.get(f"/api/submissions/{submission.pk}/", **auth(ApiToken.issue(ta)))
 
     assert HOST_FACTS.items() <= response.json()["metrics"].items()
 
@@ -265,7 +263,7 @@ def test_it_hides_a_submission_from_other_students(client, other_student, enroll
     submission = make_submission(enrollment, challenge)
 
     response = client.get(
-        f"/api/submissions/{submission.pk}/", **auth(ApiToken.for_user(other_student).key)
+        f"/api/submissions/{submission.pk}/", **auth(ApiToken.issue(other_student))
     )
 
     assert response.status_code == 404
@@ -276,9 +274,7 @@ def test_it_shows_any_submission_to_staff(client, staff, enrollment, challenge):
 
     submission = make_submission(enrollment, challenge)
 
-    response = client.get(
-        f"/api/submissions/{submission.pk}/", **auth(ApiToken.for_user(staff).key)
-    )
+    response = client.get(f"/api/submissions/{submission.pk}/", **auth(ApiToken.issue(staff)))
 
     assert response.status_code == 200
     assert response.json()["status"] == "queued"

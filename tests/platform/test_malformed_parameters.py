@@ -49,7 +49,7 @@ def clients(staff, student, enrollment, challenge) -> dict[str, Client]:
     signed_in, admin, token = Client(), Client(), Client()
     signed_in.force_login(student)
     admin.force_login(staff)
-    token.defaults["HTTP_AUTHORIZATION"] = f"Token {ApiToken.for_user(student).key}"
+    token.defaults["HTTP_AUTHORIZATION"] = f"Token {ApiToken.issue(student)}"
     return {"anonymous": Client(), "student": signed_in, "staff": admin, "token": token}
 
 

@@ -82,3 +82,30 @@ def test_it_exports_queue_workers_gradings_and_requests(enrollment, challenge, s
     }
     assert requests[("home", "200")] >= 1
     assert "leaderboard_http_request_duration_seconds" in metrics
+
+
+def request_series(client: Client) -> dict[tuple, float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for s in scrape(client)["leaderboard_http_requests"]
+        if s.name == "leaderboard_http_requests_total"
+    }
+
+
+def test_it_counts_made_up_methods_as_other(db, settings):
+    settings.METRICS_TOKEN = TOKEN
+    client = Client()
+    before = request_series(client)
+
+    for n in range(300):
+        client.generic(f"FOO{n}", "/")
+    after = request_series(client)
+
+    assert {dict(labels)["method"] for labels in after} <= {
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"
+    }  # fmt: skip
+    other = {labels: n for labels, n in after.items() if dict(labels)["method"] == "other"}
+    assert sum(other.values()) >= 300
+    # At most two new series whatever earlier tests in this process sent: the home view's
+    # "other" and the first scrape's own.
+    assert len(after.keys() - before.keys()) <= 2

@@ -1,13 +1,19 @@
 """Upgrading a database from before the courses app: rows, tables, permissions and the per-kind
-fields come through (on SQLite here, and on PostgreSQL in ``make test``'s second pass)."""
+fields come through; API tokens from before only their digests were stored keep working (on
+SQLite here, and on PostgreSQL in ``make test``'s second pass)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+
+from submissions.models import ApiToken
 
 BEFORE = [
     ("leaderboard", "0002_semester_closed_at"),
@@ -112,3 +118,28 @@ def test_it_moves_courses_out_of_the_leaderboard_app_keeping_everything() -> Non
     # The group keeps its permission, now on the courses app's challenge.
     kept = apps.get_model("auth", "Group").objects.get(name="TAs").permissions.get()
     assert (kept.content_type.app_label, kept.codename) == ("courses", "change_challenge")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_hashes_the_existing_api_tokens_in_place_and_they_keep_working() -> None:
+    before_hashing = [("submissions", "0010_submission_selected")]
+    old = migrate(before_hashing).loader.project_state(before_hashing).apps
+    User = old.get_model("auth", "User")
+    OldToken = old.get_model("submissions", "ApiToken")
+    ada = User.objects.create(username="ada", password=make_password("ada"))
+    alan = User.objects.create(username="alan", password=make_password("alan"))
+    kept = OldToken.objects.create(user=ada, key="ada-token-from-before-the-hashing-00000000")
+    OldToken.objects.create(user=alan, key="alan-token-from-before-the-hashing-0000000")
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    row = ApiToken.objects.values().get(user_id=ada.pk)
+    assert row["digest"] == hashlib.sha256(kept.key.encode()).hexdigest()
+    assert row["prefix"] == "ada-toke"
+    assert not any(kept.key in str(value) for value in row.values())
+    assert ApiToken.objects.count() == 2
+    api = Client(HTTP_AUTHORIZATION=f"Token {kept.key}")
+    assert api.get("/api/challenges/").status_code == 200
+    # The stored digest is no key: a leaked table or backup opens nothing.
+    leaked = Client(HTTP_AUTHORIZATION="Token " + row["digest"])
+    assert leaked.get("/api/challenges/").status_code == 401
