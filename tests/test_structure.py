@@ -1,5 +1,6 @@
 """The layout's rules, read from the source: a one-way dependency graph between the top-level
-packages, and nothing outside a kind's own modules that names a kind.
+packages that is exactly the README's table, and nothing outside a kind's own modules that
+names a kind.
 
 Every ``import`` counts, at module level or inside a function, ``TYPE_CHECKING`` included: a
 lazy import is still a dependency.
@@ -27,17 +28,25 @@ PACKAGES = [
     "config",
 ]
 
-#: who may import whom (README, "Architecture"); benchmarks and tests may import anything
-ALLOWED = {
-    "eval_data": set(),
-    "grader": {"eval_data"},
-    "courses": {"grader", "eval_data"},
-    "accounts": {"courses", "grader", "eval_data"},
-    "submissions": {"courses", "grader", "eval_data"},
-    "leaderboard": {"accounts", "submissions", "courses", "grader", "eval_data"},
-    "worker": {"config", "submissions", "courses", "grader", "eval_data"},
-    "config": {"leaderboard", "accounts", "submissions", "courses"},
-}
+#: the README's table of packages, whose last column lists what each one imports
+README = ROOT / "README.md"
+_TABLE_ROW = re.compile(r"^\| `(?P<package>[a-z_]+)/` \|.*\| (?P<imports>[^|]*) \|$")
+
+
+def declared_edges(text: str | None = None) -> dict[str, set[str]]:
+    """package -> the packages it imports, as the README's Architecture table says."""
+    text = README.read_text() if text is None else text
+    section = text.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        if match := _TABLE_ROW.match(line.strip()):
+            # A reason may follow a name in parentheses: only the names outside count.
+            listed = re.sub(r"\([^)]*\)", "", match["imports"])
+            names = set(re.findall(r"`([a-z_]+)`", listed))
+            table[match["package"]] = names
+    return table
+
+
 #: third-party frameworks the grading libraries never import
 FRAMEWORKS = {"django", "celery", "kombu"}
 
@@ -105,13 +114,43 @@ def test_the_packages_depend_on_each_other_one_way_only() -> None:
     assert not cycle, " -> ".join(f"{a} ({graph[a][b]})" for a, b in itertools.pairwise(cycle))
 
 
+def test_the_readme_table_lists_every_package() -> None:
+    assert sorted(declared_edges()) == sorted(PACKAGES)
+
+
+def test_the_readme_table_is_read_as_written() -> None:
+    text = """## Architecture
+| package | what | imports |
+|---|---|---|
+| `alpha/` | No Django. Uses `beta` in prose. | — |
+| `beta/` | Things. | `alpha` (its `readers`), `gamma` |
+## Next
+| `gamma/` | not in the section | `alpha` |
+"""
+    assert declared_edges(text) == {"alpha": set(), "beta": {"alpha", "gamma"}}
+
+
 @pytest.mark.parametrize("package", PACKAGES)
-def test_each_package_imports_only_what_the_layering_allows(package: str) -> None:
-    unexpected = {
-        other: where for other, where in edges()[package].items() if other not in ALLOWED[package]
+def test_each_package_imports_exactly_what_the_readme_says(package: str) -> None:
+    """Direct imports only, both ways: an import the table lacks, and an edge the table keeps
+    after the code dropped it, both fail (an edge implied through a third package does not
+    count)."""
+    found = edges()[package]
+    declared = declared_edges().get(package, set())
+
+    undeclared = {other: where for other, where in found.items() if other not in declared}
+    stale = declared - set(found)
+
+    assert not undeclared, f"{package} imports {undeclared}, not in the README's table"
+    assert not stale, f"the README's table says {package} imports {sorted(stale)}; it does not"
+
+
+def test_the_declared_graph_has_no_cycle() -> None:
+    graph = {
+        package: dict.fromkeys(others, "README") for package, others in declared_edges().items()
     }
 
-    assert not unexpected, f"{package} imports {unexpected}"
+    assert not find_cycle(graph)
 
 
 @pytest.mark.parametrize("package", ["grader", "eval_data"])
