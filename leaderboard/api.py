@@ -22,7 +22,7 @@ from courses.models import Challenge, Enrollment
 from grader.evaluate import json_number
 from leaderboard.boards import leaderboard_rows
 from submissions.access import metrics_for, visible_submissions
-from submissions.forms import WINDOW_STATUS, UploadForm, upload_too_large
+from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
 from submissions.models import ApiToken, Submission
 from submissions.policies import (
     PolicyRefused,
@@ -33,8 +33,6 @@ from submissions.policies import (
     submission_select,
 )
 from submissions.queue import queue_place
-from submissions.services import SubmissionRefused, submission_create
-from submissions.storage import StorageUnavailable
 
 View = Callable[..., HttpResponse]
 
@@ -152,24 +150,16 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
     if "file" not in request.FILES:
         return error(400, "no_file", "send the model as the multipart field 'file'")
     form = UploadForm(request.POST, request.FILES, challenge=challenge, enrollment=enrollment)
-    if not form.is_valid():
-        first = next(e for errors in form.errors.as_data().values() for e in errors)
-        return error(form.api_status(), first.code or "invalid", " ".join(first.messages))
     try:
-        submission = submission_create(
-            enrollment=enrollment,
-            challenge=challenge,
-            upload=form.cleaned_data["file"],
-            fmt=form.format,
-        )
-    except SubmissionRefused as exc:
-        response = error(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message)
-        if exc.code == "storage":
-            response["Retry-After"] = "60"
-        return response
-    except StorageUnavailable:
-        response = error(503, "storage_unavailable", "the file store is not available; try again")
-        response["Retry-After"] = "60"
+        submission = upload_submit(form)
+    except UploadRefused as exc:
+        response = error(exc.status, exc.code, exc.message)
+        if exc.reason:
+            response = JsonResponse(
+                {"error": exc.message, "code": exc.code, "reason": exc.reason}, status=exc.status
+            )
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
         return response
     url = request.build_absolute_uri(reverse("api_submission_detail", args=[submission.pk]))
     response = JsonResponse(

@@ -1,4 +1,6 @@
-"""The upload form: file checks in ``clean_file``, the challenge's window in ``clean``."""
+"""The upload form (file checks in ``clean_file``, the challenge's window in ``clean``) and
+``upload_submit``, the one path from a posted form to a queued submission that the page and
+the API both take: a refusal reads the same in both, as a status, a code and a message."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from courses.models import Challenge, Enrollment
 from grader import formats
 from grader.errors import GradingError
 from grader.formats.upload import check_upload
-from submissions.services import SubmissionRefused, submission_check_window
+from submissions.models import Submission
+from submissions.services import SubmissionRefused, submission_check_window, submission_create
+from submissions.storage import StorageUnavailable
 
 #: refusals of the window (not of the file), and the API status each maps to
 WINDOW_STATUS = {
@@ -116,3 +120,48 @@ class UploadForm(forms.Form):
         codes = {e.code for e in self.errors.as_data().get("__all__", [])}
         statuses = [WINDOW_STATUS[c] for c in codes if c in WINDOW_STATUS]
         return 409 if 409 in statuses else (statuses[0] if statuses else 400)
+
+
+#: what a student reads when the object store is down: nothing was stored or charged
+STORE_DOWN_MESSAGE = (
+    "Your upload could not be stored because the file store is not available right now."
+    " Nothing was charged to your quota: please try again in a minute."
+)
+#: seconds a client is asked to wait after a storage failure
+STORAGE_RETRY_AFTER = 60
+
+
+class UploadRefused(Exception):
+    """Why an upload was not taken: the API's status and code, the student's message, and for
+    a storage failure (code ``storage``) its ``reason``: ``full`` or ``unavailable``."""
+
+    def __init__(self, status: int, code: str, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
+
+    @property
+    def retry_after(self) -> int | None:
+        return STORAGE_RETRY_AFTER if self.code == "storage" else None
+
+
+def upload_submit(form: UploadForm) -> Submission:
+    """Check ``form`` (a bound ``UploadForm``), store its file and queue it; raises
+    ``UploadRefused``. A refusal found after the form's own checks (the last quota slot taken
+    meanwhile) is added to the form too, so a page shows it where it shows the others."""
+    if not form.is_valid():
+        first = next(e for errors in form.errors.as_data().values() for e in errors)
+        raise UploadRefused(form.api_status(), first.code or "invalid", " ".join(first.messages))
+    try:
+        return submission_create(
+            enrollment=form.enrollment,
+            challenge=form.challenge,
+            upload=form.cleaned_data["file"],
+            fmt=form.format,
+        )
+    except SubmissionRefused as exc:
+        if exc.code == "storage":  # a full disk
+            raise UploadRefused(503, "storage", exc.message, reason="full") from exc
+        form.add_error(None, forms.ValidationError(exc.message, code=exc.code))
+        raise UploadRefused(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message) from exc
+    except StorageUnavailable as exc:
+        raise UploadRefused(503, "storage", STORE_DOWN_MESSAGE, reason="unavailable") from exc

@@ -24,7 +24,7 @@ from courses.formatting import format_figure, format_score
 from courses.models import Challenge, Enrollment, Semester
 from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
-from submissions.forms import UploadForm, upload_too_large
+from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
 from submissions.policies import (
     PolicyRefused,
@@ -41,19 +41,11 @@ from submissions.policies import (
 from submissions.policies import submission_select as submission_select_service
 from submissions.queue import queue_place
 from submissions.services import (
-    SubmissionRefused,
     quota_next_slot,
     quota_used,
-    submission_create,
 )
-from submissions.storage import StorageUnavailable
 
 PAGE_SIZE = 20
-#: the answer to an upload while the object store is down: nothing was stored, try again later
-STORE_DOWN = {
-    "error": "The file store is not available right now; nothing was stored. Try again later.",
-    "code": "storage_unavailable",
-}
 SVG = "image/svg+xml"
 
 
@@ -106,18 +98,12 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
             enrollment=enrollment,
             now=now,
         )
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST":
             try:
-                submission = submission_create(
-                    enrollment=enrollment,
-                    challenge=challenge,
-                    upload=form.cleaned_data["file"],
-                    fmt=form.format,
-                )
-            except SubmissionRefused as exc:  # lost a race for the last quota slot
-                form.add_error(None, exc.message)
-            except StorageUnavailable:
-                return JsonResponse(STORE_DOWN, status=503)
+                submission = upload_submit(form)
+            except UploadRefused as exc:
+                if exc.code == "storage":  # nothing stored: the platform's fault, not the file's
+                    return _storage_failed(request, challenge, exc)
             else:
                 messages.success(request, "Uploaded. Grading usually takes a few seconds.")
                 return redirect("submission_detail", pk=submission.pk)
@@ -156,6 +142,19 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "recent": recent,
         },
     )
+
+
+def _storage_failed(request: HttpRequest, challenge: Challenge, exc: UploadRefused) -> HttpResponse:
+    """The page for an upload that storage could not take (the API's 503 ``storage``)."""
+    response = render(
+        request,
+        "leaderboard/student/upload_failed.html",
+        {"challenge": challenge, "course": challenge.semester.course, "message": exc.message},
+        status=exc.status,
+    )
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @login_required

@@ -16,6 +16,7 @@ from django.core.management.base import SystemCheckError
 from django.test import Client
 
 from grader.errors import PlatformError
+from submissions.forms import STORE_DOWN_MESSAGE
 from submissions.models import Submission
 from submissions.results import submission_pictures_store
 from tests.objectstore import S3Server, s3_server, start_s3_server  # noqa: F401
@@ -181,7 +182,12 @@ def test_it_answers_the_api_503_and_stores_no_row_while_the_store_is_down(
         )
 
     assert response.status_code == 503
-    assert response.json()["code"] == "storage_unavailable"
+    assert response.json() == {
+        "error": STORE_DOWN_MESSAGE,
+        "code": "storage",
+        "reason": "unavailable",
+    }
+    assert response["Retry-After"] == "60"
     assert Submission.objects.count() == 0
     assert sent == []
 
@@ -196,7 +202,9 @@ def test_it_answers_the_upload_form_503_and_stores_no_row_while_the_store_is_dow
         f"/challenges/{challenge.slug}/", {"file": model_upload(tiny_models.zeros)}
     )
 
+    # A page that says what happened, not the API's JSON.
     assert response.status_code == 503
-    assert response.json()["code"] == "storage_unavailable"
+    assert response["Content-Type"].startswith("text/html")
+    assert STORE_DOWN_MESSAGE in response.content.decode()
     assert Submission.objects.count() == 0
     assert sent == []

@@ -52,7 +52,7 @@ def test_it_answers_json_503_and_leaves_no_partial_file(
 
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"error": STORAGE_MESSAGE, "code": "storage"}
+    assert response.json() == {"error": STORAGE_MESSAGE, "code": "storage", "reason": "full"}
     assert response["Retry-After"] == "60"
     assert files_under(full_disk) == []
     assert not Submission.objects.exists()  # nothing charged to the quota
@@ -66,7 +66,8 @@ def test_the_upload_page_says_what_happened(full_disk, student, challenge, tiny_
     with tiny_models.zeros.open("rb") as fh:
         response = client.post(reverse("challenge_detail", args=[challenge.slug]), {"file": fh})
 
-    assert response.status_code == 200
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
     assert "could not be stored because of a problem on our side" in response.content.decode()
     assert files_under(full_disk) == []
     assert not Submission.objects.exists()
