@@ -61,11 +61,37 @@ def tab(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
+#: the folders ``make test`` runs again on PostgreSQL + Redis (its second pass)
+SERVICE_PASS_FOLDERS = ("tests/platform/", "tests/integration/")
+
+
+def postgres_tests_outside_the_second_pass(items: list[pytest.Item], root: Path) -> list[str]:
+    """``postgres`` tests that no pass would ever run: outside the second pass's folders."""
+    return [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("postgres") is not None
+        and not Path(item.path)
+        .resolve()
+        .relative_to(root)
+        .as_posix()
+        .startswith(SERVICE_PASS_FOLDERS)
+    ]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``postgres`` need PostgreSQL's locking between connections: on the embedded
     SQLite default they are deselected (listed as such), and ``make test``'s second pass, on
-    PostgreSQL, runs them."""
+    PostgreSQL, runs them. One outside that pass's folders would silently never run: the
+    collection fails instead."""
     from django.conf import settings
+
+    stray = postgres_tests_outside_the_second_pass(items, Path(config.rootpath).resolve())
+    if stray:
+        raise pytest.UsageError(
+            "marked postgres but outside the folders make test runs on PostgreSQL"
+            f" ({', '.join(SERVICE_PASS_FOLDERS)}): {', '.join(stray)}"
+        )
 
     if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
         return

@@ -218,3 +218,32 @@ def test_every_kind_has_its_module_in_each_layer() -> None:
     from leaderboard.kinds import page_names
 
     assert kind_names() == eval_data.kind_names() == page_names()
+
+
+# --- the suite's own rules --------------------------------------------------------------------
+
+
+def test_a_postgres_test_outside_the_second_pass_is_an_error() -> None:
+    """``make test`` runs ``postgres`` tests only in its PostgreSQL pass, over two folders: one
+    elsewhere would never run, so the collection refuses it (``tests/conftest.py``)."""
+    from dataclasses import dataclass
+
+    from tests.conftest import postgres_tests_outside_the_second_pass
+
+    @dataclass
+    class Collected:
+        nodeid: str
+        path: Path
+        postgres: bool
+
+        def get_closest_marker(self, name: str) -> object | None:
+            return object() if self.postgres and name == "postgres" else None
+
+    items = [
+        Collected("a", ROOT / "tests/platform/test_a.py", True),
+        Collected("b", ROOT / "tests/integration/test_b.py", True),
+        Collected("c", ROOT / "tests/grader/test_c.py", True),
+        Collected("d", ROOT / "tests/grader/test_d.py", False),
+    ]
+
+    assert postgres_tests_outside_the_second_pass(items, ROOT) == ["c"]  # type: ignore[arg-type]
