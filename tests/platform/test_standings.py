@@ -144,11 +144,17 @@ def test_two_results_of_one_student_recorded_at_once_leave_the_right_best(enroll
     before A commits and write its own as the best, after A."""
     assert connection.vendor == "postgresql", "run with DATABASE_URL=postgres://… (make test)"
     better, worse = (make_submission(enrollment, challenge) for _ in range(2))
-    a_refreshed, b_started = threading.Event(), threading.Event()
+    a_refreshed = threading.Event()
+    b_pid: list[int] = []
     errors: list[BaseException] = []
 
     def record(submission: Submission, score: float, before_commit: Callable[[], None]) -> None:
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            if submission == worse:
+                b_pid.append(pid)
             with transaction.atomic():
                 Submission.objects.filter(pk=submission.pk).update(
                     status=Submission.Status.GRADED, score=score, passed=True
@@ -161,15 +167,24 @@ def test_two_results_of_one_student_recorded_at_once_leave_the_right_best(enroll
             connections.close_all()
 
     def a_waits_for_b() -> None:
+        """Commit only once B is seen waiting for a lock, or has finished (without the
+        standing's lock it never waits): PostgreSQL says which, no sleep guesses it."""
         a_refreshed.set()
-        b_started.wait(10)
-        time.sleep(0.5)  # B is now blocked on the standing's lock (or, without it, done)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b.is_alive():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", b_pid or [0]
+                )
+                row = cursor.fetchone()
+            if row and row[0] == "Lock":
+                return
+            time.sleep(0.01)
 
     a = threading.Thread(target=record, args=(better, 300.0, a_waits_for_b))
     b = threading.Thread(target=record, args=(worse, 120.0, lambda: None))
     a.start()
     assert a_refreshed.wait(10)
-    b_started.set()
     b.start()
     a.join(20)
     b.join(20)
