@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.models import User as DjangoUser
+from django.db.models import Q
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
@@ -43,6 +44,22 @@ def is_course_staff(user: User, semester: Semester) -> bool:
     return Enrollment.objects.filter(
         user_id=user.pk, semester=semester, role=Enrollment.Role.TA
     ).exists()
+
+
+def in_administered_semesters(user: User, path: str) -> Q:
+    """A filter for the rows whose semester (reached from the row by ``path``, e.g.
+    ``"challenge__semester"``; ``"pk"`` for semesters) this user may administer.
+
+    The one rule of the admin's scope: every semester for a superuser or holder of
+    ``courses.view_gradebook`` (an empty filter), the semesters of their TA seats for anyone
+    else (one subquery, never a query per row), none for the anonymous.
+    """
+    if sees_every_gradebook(user):
+        return Q()
+    if isinstance(user, AnonymousUser) or user.pk is None:
+        return Q(pk__in=[])
+    seats = Enrollment.objects.filter(user_id=user.pk, role=Enrollment.Role.TA)
+    return Q(**{f"{path}__in": seats.values("semester_id")})
 
 
 def course_for_member(user: User, slug: str) -> Course:

@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounts.models import Invitation
+from leaderboard.admin.scope import ScopedAdmin
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ScopedAdmin):
     list_display = ["user", "user_email", "semester", "sent_at", "sent_count", "sent_by"]
     list_filter = ["semester__course", "semester"]
     list_select_related = ["user", "semester__course", "sent_by"]

@@ -7,16 +7,17 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from accounts.invitations import invitations_send
+from courses.access import sees_every_gradebook
 from courses.models import Challenge, Course, Enrollment, Extension, Semester
 from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
 from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
 from leaderboard.admin.reveal import reveal_confirm
+from leaderboard.admin.scope import ScopedAdmin, ScopedInline
 from submissions.models import RegradeBatch
 from submissions.reference import reference_check_start, reference_warnings
 from submissions.standings import challenge_reveal, challenge_rules_changed
@@ -25,7 +26,7 @@ from submissions.standings import challenge_reveal, challenge_rules_changed
 RULES = {"scoring", "max_selected", "public_fraction", "threshold", "ranked_by"}
 
 
-class ExtensionInline(admin.TabularInline):
+class ExtensionInline(ScopedInline):
     model = Extension
     extra = 0
     fields = ["enrollment", "challenge", "deadline", "extra_uploads", "reason"]
@@ -54,14 +55,26 @@ class RosterUploadForm(forms.Form):
 
 
 @admin.register(Course)
-class CourseAdmin(admin.ModelAdmin):
+class CourseAdmin(ScopedAdmin):
+    """A TA sees the course of their semester, read only: its title, slug and timezone are
+    every semester's, so only staff of every semester add, change or delete courses."""
+
     list_display = ["title", "slug", "timezone"]
     search_fields = ["title", "slug"]
     prepopulated_fields = {"slug": ["title"]}
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return sees_every_gradebook(request.user) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Course | None = None) -> bool:
+        return sees_every_gradebook(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Course | None = None) -> bool:
+        return sees_every_gradebook(request.user) and super().has_delete_permission(request, obj)
+
 
 @admin.register(Semester)
-class SemesterAdmin(admin.ModelAdmin):
+class SemesterAdmin(ScopedAdmin):
     list_display = ["title", "course", "slug", "starts_on", "is_current", "closed", "closed_at"]
     list_filter = ["course", "is_current", "closed"]
     list_select_related = ["course"]
@@ -69,6 +82,10 @@ class SemesterAdmin(admin.ModelAdmin):
     readonly_fields = ["closed_at"]
     actions = ["close", "reopen", "invite"]
     change_form_template = "leaderboard/admin/semester_change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A new semester is outside every TA's seats: staff of every semester open one.
+        return sees_every_gradebook(request.user) and super().has_add_permission(request)
 
     @admin.action(
         description="Close semester (uploads refused, boards final)", permissions=["change"]
@@ -109,7 +126,7 @@ class SemesterAdmin(admin.ModelAdmin):
         return [roster, *super().get_urls()]
 
     def import_roster_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        semester = get_object_or_404(Semester, pk=object_id)
+        semester: Semester = self.object_or_404(request, object_id)
         if not self.has_change_permission(request, semester):
             raise PermissionDenied
         form = RosterUploadForm(request.POST or None, request.FILES or None)
@@ -132,7 +149,7 @@ class SemesterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Challenge)
-class ChallengeAdmin(admin.ModelAdmin):
+class ChallengeAdmin(ScopedAdmin):
     list_display = ["title", "slug", "task", "semester", "deadline", "threshold", "daily_quota"]
     list_filter = ["semester__course", "semester", "task"]
     list_select_related = ["semester__course"]
@@ -245,10 +262,10 @@ class ChallengeAdmin(admin.ModelAdmin):
     def reveal_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The challenge page's "Reveal final results" button (a POST), through the
         confirmation page while students may still upload."""
-        challenge = get_object_or_404(Challenge, pk=pk)
+        challenge: Challenge = self.object_or_404(request, pk)
         if request.method != "POST" or not self.has_change_permission(request, challenge):
             raise PermissionDenied
-        response = self.reveal_results(request, Challenge.objects.filter(pk=pk))
+        response = self.reveal_results(request, self.get_queryset(request).filter(pk=challenge.pk))
         if response is not None:
             return response
         return HttpResponseRedirect(reverse("admin:courses_challenge_change", args=[pk]))
@@ -257,7 +274,7 @@ class ChallengeAdmin(admin.ModelAdmin):
         """The challenge page's "Re-grade…" button: the action's confirmation, for this one."""
         if not has_regrade_permission(request):
             raise PermissionDenied
-        challenge = get_object_or_404(Challenge.objects.select_related("semester"), pk=pk)
+        challenge: Challenge = self.object_or_404(request, pk)
         response = regrade_confirm(self, request, {challenge: None})
         if response is None:
             change = reverse("admin:courses_challenge_change", args=[challenge.pk])
@@ -282,7 +299,7 @@ class ChallengeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
+class EnrollmentAdmin(ScopedAdmin):
     list_display = ["handle", "user", "semester", "role", "created_at"]
     list_filter = ["semester__course", "semester", "role"]
     list_select_related = ["user", "semester__course"]
@@ -293,7 +310,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Extension)
-class ExtensionAdmin(admin.ModelAdmin):
+class ExtensionAdmin(ScopedAdmin):
     """Who has which extension: a later deadline and extra uploads a day until it."""
 
     list_display = ["enrollment", "challenge", "deadline", "extra_uploads", "created_at"]

@@ -11,13 +11,13 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from courses.models import Challenge
+from leaderboard.admin.scope import ScopedAdmin
 from submissions.lifecycle import FINISHED
 from submissions.models import RegradeBatch, Submission
 from submissions.regrade import (
@@ -172,7 +172,7 @@ BATCH_FIELDS = (
 
 
 @admin.register(RegradeBatch)
-class RegradeBatchAdmin(admin.ModelAdmin):
+class RegradeBatchAdmin(ScopedAdmin):
     list_display = [
         "__str__",
         "challenge",
@@ -248,7 +248,7 @@ class RegradeBatchAdmin(admin.ModelAdmin):
     def _act(self, request: HttpRequest, pk: int, publish: bool) -> HttpResponse:
         if not has_regrade_permission(request):
             raise PermissionDenied
-        batch = get_object_or_404(RegradeBatch.objects.select_related("challenge"), pk=pk)
+        batch: RegradeBatch = self.object_or_404(request, pk)
         try:
             if publish:
                 updated = regrade_batch_publish(batch, request.user)

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from leaderboard.admin.regrades import Selection, has_regrade_permission, regrade_confirm
+from leaderboard.admin.scope import ScopedAdmin, ScopedInline, SiteWideAdmin
 from submissions.models import ApiToken, GradingRun, Submission
 
 RUN_FIELDS = (
@@ -28,7 +29,7 @@ RUN_FIELDS = (
 )
 
 
-class GradingRunInline(admin.TabularInline):
+class GradingRunInline(ScopedInline):
     model = GradingRun
     extra = 0
     can_delete = False
@@ -44,7 +45,7 @@ class GradingRunInline(admin.TabularInline):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):
+class SubmissionAdmin(ScopedAdmin):
     list_display = [
         "id",
         "handle",
@@ -103,7 +104,7 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(GradingRun)
-class GradingRunAdmin(admin.ModelAdmin):
+class GradingRunAdmin(ScopedAdmin):
     list_display = [
         "submission",
         "attempt",
@@ -121,9 +122,11 @@ class GradingRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(SiteWideAdmin):
     """Tokens to look at and delete (revoke); only their owner makes one, on the profile page,
     since the key is shown once, to whoever made it."""
+
+    site_wide_because = "a token belongs to an account, which spans semesters"
 
     list_display = ["user", "prefix", "created_at", "last_used_at", "works"]
     list_select_related = ["user"]

@@ -8,6 +8,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from courses.models import Enrollment
 from submissions.doorbell import REGRADE_ATTEMPT
 from submissions.models import GradingRun, RegradeBatch, Submission
 from tests.platform.conftest import graded, make_submission, make_user
@@ -86,6 +87,8 @@ def test_it_refuses_a_user_who_is_not_staff(client, student, enrollment, challen
 def test_it_refuses_staff_without_the_regrade_permission(client, enrollment, challenge):
     done = graded(enrollment, challenge, 150.0)
     clerk = make_user("clerk", is_staff=True)
+    # A TA of the semester: the admin shows staff without the grade-book permission no other.
+    Enrollment.objects.create(user=clerk, semester=challenge.semester, role=Enrollment.Role.TA)
     clerk.user_permissions.add(
         Permission.objects.get(codename="view_submission"),
         Permission.objects.get(codename="change_submission"),
@@ -183,6 +186,8 @@ def test_the_challenge_page_button_regrades_that_challenge(client, staff, enroll
 def test_the_challenge_page_button_is_refused_without_the_permission(client, enrollment, challenge):
     graded(enrollment, challenge, 150.0)
     clerk = make_user("clerk", is_staff=True)
+    # A TA of the semester: the admin shows staff without the grade-book permission no other.
+    Enrollment.objects.create(user=clerk, semester=challenge.semester, role=Enrollment.Role.TA)
     clerk.user_permissions.add(Permission.objects.get(codename="change_challenge"))
     client.force_login(clerk)
 
@@ -302,6 +307,8 @@ def test_publish_and_cancel_need_the_permission(client, enrollment, challenge, s
     client.force_login(staff)
     batch = start(client, challenge)
     clerk = make_user("clerk", is_staff=True)
+    # A TA of the semester: the admin shows staff without the grade-book permission no other.
+    Enrollment.objects.create(user=clerk, semester=challenge.semester, role=Enrollment.Role.TA)
     clerk.user_permissions.add(Permission.objects.get(codename="view_regradebatch"))
     client.force_login(clerk)
 

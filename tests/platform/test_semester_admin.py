@@ -81,6 +81,8 @@ def test_it_refuses_the_roster_upload_to_non_staff(client, student, semester):
 
 def test_it_refuses_the_roster_upload_to_staff_without_change_permission(client, semester):
     viewer = make_user("viewer", is_staff=True)
+    # A TA of the semester: the admin shows staff without the grade-book permission no other.
+    Enrollment.objects.create(user=viewer, semester=semester, role=Enrollment.Role.TA)
     viewer.user_permissions.add(Permission.objects.get(codename="view_semester"))
     client.force_login(viewer)
 
@@ -119,6 +121,8 @@ def test_it_sends_invitations_from_the_semester_list_and_counts_them(client, sta
 
 def test_it_offers_the_invite_action_only_to_staff_who_may_change_semesters(client, semester):
     viewer = make_user("viewer", is_staff=True)
+    # A TA of the semester: the admin shows staff without the grade-book permission no other.
+    Enrollment.objects.create(user=viewer, semester=semester, role=Enrollment.Role.TA)
     viewer.user_permissions.add(Permission.objects.get(codename="view_semester"))
     client.force_login(viewer)
 
