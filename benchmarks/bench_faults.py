@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fault_stack import ROOT, Stack
+from benchmarks.subject import KIND
 
 IMAGES = 300
 TIMINGS = {
@@ -60,7 +61,7 @@ def _demo_model(path: Path) -> bytes:
     from eval_data.kinds import get_kind
 
     torch.manual_seed(0)
-    models = get_kind("keypoints").demo_models(0, False)
+    models = get_kind(KIND).demo_models(0, False)
     _export(models.passing, models.example, path)
     return path.read_bytes()
 

@@ -32,6 +32,7 @@ import torch
 
 import eval_data
 from benchmarks.reference_models import KEYPOINT_SEED_PARAMS, count_params, keypoint_seed_model
+from benchmarks.subject import FIGURE, KIND
 from eval_data.manifest import write_manifest
 from grader.evaluate import Evaluation, evaluate
 from grader.kinds.keypoints import keypoint_metrics
@@ -89,7 +90,7 @@ def time_evaluate(
     started = time.perf_counter()
     result = evaluate(
         model_path,
-        "keypoints",
+        KIND,
         data_dir,
         runner,
         batch_size=BATCH_SIZE,
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-grader-") as tmp:
         work = Path(tmp)
-        model_path, data_dir = work / "seed.pt2", work / "keypoints"
+        model_path, data_dir = work / "seed.pt2", work / KIND
 
         log("building the course's seed keypoint model and exporting it to .pt2 ...")
         started = time.perf_counter()
@@ -123,15 +124,15 @@ def main(argv: list[str] | None = None) -> int:
 
         log(f"writing a synthetic keypoints test set of {count:,} images ...")
         started = time.perf_counter()
-        eval_data.get_kind("keypoints").synth(data_dir, count, SEED)
-        write_manifest(data_dir, "keypoints")
-        dataset = eval_data.load(data_dir, "keypoints")
+        eval_data.get_kind(KIND).synth(data_dir, count, SEED)
+        write_manifest(data_dir, KIND)
+        dataset = eval_data.load(data_dir, KIND)
         assert len(dataset) == count, len(dataset)
         log(f"  done in {time.perf_counter() - started:.1f} s")
 
         log(f"(a) in-process inference, batch {BATCH_SIZE}, {threads} thread(s) ...")
         seconds_a, outputs = time_in_process(model_path, dataset.inputs, threads)
-        mse_a = keypoint_metrics(outputs, dataset.labels)["mse"]
+        mse_a = keypoint_metrics(outputs, dataset.labels)[FIGURE]
         log(f"  {seconds_a:.2f} s")
 
         log("(b) grader.evaluate.evaluate with a warm SandboxRunner ...")
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         log("(c) python -m grader evaluate --json ...")
         command = [
             sys.executable, "-m", "grader", "evaluate", str(model_path),
-            "--challenge", "keypoints", "--data", str(data_dir), "--json",
+            "--challenge", KIND, "--data", str(data_dir), "--json",
             "--batch-size", str(BATCH_SIZE),
         ]  # fmt: skip
         started = time.perf_counter()
@@ -163,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         if completed.returncode != 0:
             log(f"  the command failed ({completed.returncode}):\n{completed.stderr}")
             return 1
-        mse_c = json.loads(completed.stdout)["mse"]
+        mse_c = json.loads(completed.stdout)[FIGURE]
         log(f"  {seconds_c:.2f} s")
 
     for name, mse in (
-        ("evaluate (sandbox)", result.metrics["mse"]),
-        ("evaluate (process)", result_d.metrics["mse"]),
+        ("evaluate (sandbox)", result.metrics[FIGURE]),
+        ("evaluate (process)", result_d.metrics[FIGURE]),
         ("command line", mse_c),
     ):
         if abs(mse - mse_a) > 1e-6:

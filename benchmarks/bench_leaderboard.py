@@ -32,6 +32,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks.subject import FIGURE, KIND
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/leaderboard_bench"
 SLUG = "bench-keypoints"
 UPLOADS = 20
@@ -107,7 +109,7 @@ def seed(students: int) -> Any:
         )
         challenge = Challenge.objects.create(
             semester=semester,
-            task="keypoints",
+            task=KIND,
             slug=SLUG,
             title="Facial keypoints (bench)",
             deadline=now + timedelta(days=30),
@@ -196,7 +198,7 @@ def _submission(rng: random.Random, enrollment: Any, challenge: Any, now: Any, n
             "status": Submission.Status.GRADED,
             "score": score,
             "passed": score >= challenge.threshold,
-            "metrics": {"score": "Infinity" if mse == 0 else score, "mse": mse},
+            "metrics": {"score": "Infinity" if mse == 0 else score, FIGURE: mse},
         }
     return Submission(
         id=uuid.uuid4(),

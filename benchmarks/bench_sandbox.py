@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from benchmarks.reference_models import KEYPOINT_SEED_PARAMS, keypoint_seed_model
+from benchmarks.subject import KIND
 from grader import formats
 from grader.formats import load_model
 from grader.formats.upload import prepare_upload
@@ -49,7 +50,7 @@ def export(path: Path) -> bytes:
 
 def in_process(data: bytes, inputs: np.ndarray) -> np.ndarray:
     """What the child does, in this process: load, then predict batch by batch."""
-    predict, _ = load_model(formats.PT2, data, "cpu", 1, get_kind("keypoints"))
+    predict, _ = load_model(formats.PT2, data, "cpu", 1, get_kind(KIND))
     with torch.inference_mode():
         return np.concatenate(
             [predict(np.array(inputs[i : i + BATCH])) for i in range(0, len(inputs), BATCH)]
@@ -79,7 +80,7 @@ def timed(label: str, run: Callable[[], T], repeats: int = 1) -> tuple[float, T]
 
 def compare(runner: SandboxRunner, data: bytes, count: int, repeats: int) -> None:
     inputs = np.random.default_rng(0).random((count, 1, 96, 96), dtype=np.float32)
-    job = Job("keypoints", formats.PT2, data, batch_size=BATCH)
+    job = Job(KIND, formats.PT2, data, batch_size=BATCH)
     bound = count * 30 * 8 + 4096
     print(f"\n[1] seed keypoint model, {count} images, batch {BATCH}, 1 thread", flush=True)
     in_process(data, inputs[:BATCH])  # warm this process as the zygote is warm
@@ -94,7 +95,7 @@ def compare(runner: SandboxRunner, data: bytes, count: int, repeats: int) -> Non
 
 def many_jobs(runner: SandboxRunner, data: bytes, jobs: int) -> None:
     inputs = np.random.default_rng(1).random((16, 1, 96, 96), dtype=np.float32)
-    job = Job("keypoints", formats.PT2, data, batch_size=16)
+    job = Job(KIND, formats.PT2, data, batch_size=16)
     print(f"\n[2] {jobs} jobs of 16 images through one SandboxRunner", flush=True)
     runner.predict(job, inputs, 1 << 20)
     start = (rss_of(), runner.zygote_rss())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_sandbox import BATCH, export
+from benchmarks.subject import KIND
 from grader import formats
 from grader.limits import Limits
 from grader.runners import Job
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(repeats):
             for threads in times:
                 limits = Limits(threads=threads)
-                job = Job("keypoints", formats.PT2, data, batch_size=BATCH, limits=limits)
+                job = Job(KIND, formats.PT2, data, batch_size=BATCH, limits=limits)
                 started = time.perf_counter()
                 runner.predict(job, inputs, 1 << 20)
                 took = time.perf_counter() - started

@@ -22,6 +22,7 @@ from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from benchmarks.fault_stack import Stack, kill_group
+from benchmarks.subject import KIND
 from courses.models import Challenge, Course, Enrollment, Semester
 from eval_data import get_kind
 from eval_data.manifest import write_manifest
@@ -50,10 +51,10 @@ class Bench:
 
     def __init__(self, stack: Stack, images: int) -> None:
         self.stack = stack
-        folder = Path(stack.env["GRADER_DATA_ROOT"]) / "bench" / "keypoints"
+        folder = Path(stack.env["GRADER_DATA_ROOT"]) / "bench" / KIND
         folder.mkdir(parents=True)
-        get_kind("keypoints").synth(folder, images, 5)
-        write_manifest(folder, "keypoints")
+        get_kind(KIND).synth(folder, images, 5)
+        write_manifest(folder, KIND)
         course = Course.objects.create(slug="bench", title="Bench", timezone="Europe/Berlin")
         self.semester = Semester.objects.create(
             course=course, slug="b", title="B", starts_on="2026-10-01", is_current=True
@@ -62,7 +63,7 @@ class Bench:
 
     def challenge(self, slug: str) -> Challenge:
         return Challenge.objects.create(
-            semester=self.semester, **Challenge.defaults_for("keypoints"), task="keypoints",
+            semester=self.semester, **Challenge.defaults_for(KIND), task=KIND,
             slug=slug, title=slug, deadline=timezone.now() + timedelta(days=1),
             data_dir="bench/keypoints", daily_quota=50, time_limit_seconds=300,
         )  # fmt: skip

@@ -32,10 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.subject import GPU_SET_SIZES, KIND
+
 RELATIVE_TOLERANCE = 1e-4
 BATCH = 32
 #: hidden-set sizes per kind (full, --quick)
-SET_SIZES = {"keypoints": (256, 32), "segmentation": (16, 4), "classification": (128, 16)}
+SET_SIZES = GPU_SET_SIZES
 
 
 @dataclass
@@ -92,7 +94,7 @@ def seed_model(path: Path) -> Path:
 def models(root: Path, quick: bool) -> list[tuple[str, str, Path]]:
     """(name, task, file) of every model to grade on both devices."""
     root.mkdir(parents=True, exist_ok=True)
-    found = [("keypoint seed model", "keypoints", seed_model(root / "seed.pt2"))]
+    found = [("keypoint seed model", KIND, seed_model(root / "seed.pt2"))]
     if quick:
         return found
     from eval_data.demo_models import build_demo_models
@@ -147,8 +149,8 @@ def overhead(runner: object, data_dir: Path, model: Path, second: str) -> Row:
     from grader.runners import Job
 
     fmt, data = prepare_upload(model, allowed_formats=(formats.PT2,), max_bytes=100 * MB)
-    inputs = load_dataset("keypoints", data_dir).inputs
-    kind = get_kind("keypoints")
+    inputs = load_dataset(KIND, data_dir).inputs
+    kind = get_kind(KIND)
 
     def in_process() -> None:
         predict, _ = load_model(fmt, data, second, 1, kind)
@@ -158,7 +160,7 @@ def overhead(runner: object, data_dir: Path, model: Path, second: str) -> Row:
         if second.startswith("cuda"):
             torch.cuda.synchronize()
 
-    job = Job("keypoints", fmt, data, second, BATCH, Limits(wall_seconds=600.0, cpu_seconds=1200))
+    job = Job(KIND, fmt, data, second, BATCH, Limits(wall_seconds=600.0, cpu_seconds=1200))
 
     def sandboxed() -> None:
         runner.predict(job, inputs, len(inputs) * 30 * 8 + 4096)  # type: ignore[attr-defined]
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = models(root / "models", args.quick)
         with SandboxRunner.create(gpu=gpu) as runner:
             rows = grade_both(runner, sets, todo, second)
-            rows.append(overhead(runner, sets["keypoints"], todo[0][2], second))
+            rows.append(overhead(runner, sets[KIND], todo[0][2], second))
     if gpu is not None:
         rows.append(isolation(gpu, host_gpus))
     print()

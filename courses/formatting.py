@@ -1,4 +1,4 @@
-"""How scores, MSEs and times read on pages and in emails: one place, so they agree."""
+"""How scores, figures and times read on pages and in emails: one place, so they agree."""
 
 from __future__ import annotations
 
@@ -29,24 +29,25 @@ def format_score(score: Any, display: str) -> str:
     return f"{score:.2f}"
 
 
-def format_mse(mse: Any) -> str:
-    mse = stored_number(mse)
-    if mse is None or math.isnan(mse):
+def format_fine(value: Any) -> str:
+    """A small figure (an error) to six decimals."""
+    value = stored_number(value)
+    if value is None or math.isnan(value):
         return "—"
     # Students compare against their own evaluation to 1e-6.
-    return f"{mse:.6f}"
+    return f"{value:.6f}"
 
 
 #: how a kind's figure reads (``grader.kinds.Figure.style``)
 STYLES = {
     "number": lambda value: format_score(value, "number"),
     "percent": lambda value: format_score(value, "percent"),
-    "mse": format_mse,
+    "fine": format_fine,
 }
 
 
 def format_figure(value: Any, style: str) -> str:
-    """A figure in its kind's style: "number" (two decimals), "percent", "mse" (six decimals)."""
+    """A figure in its kind's style: "number" (two decimals), "percent", "fine" (six decimals)."""
     return STYLES[style](value)
 
 

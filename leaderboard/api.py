@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from courses.access import AuthedRequest, is_staff
 from courses.models import Challenge, Enrollment
 from grader.evaluate import json_number
+from grader.kinds import get_kind, kind_names
 from leaderboard.boards import leaderboard_rows
 from submissions.access import metrics_for, visible_submissions
 from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
@@ -35,6 +36,12 @@ from submissions.policies import (
 from submissions.queue import queue_place
 
 View = Callable[..., HttpResponse]
+
+
+#: the keys of every kind's headline figures: each board row carries all of them
+HEADLINE_KEYS = sorted(
+    {figure.key for name in kind_names() for figure in get_kind(name).figures if figure.headline}
+)
 
 
 def error(status: int, code: str, message: str) -> JsonResponse:
@@ -242,8 +249,9 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
                     "rank": row.rank,
                     "handle": row.handle,
                     "score": json_number(row.score),
-                    # Named for the keypoints' figure in the API; null for other kinds.
-                    "mse": json_number(row.headline.get("mse")),
+                    # Every kind's headline figures under their keys, null where this
+                    # challenge's kind has none of that name (the API's rows keep one shape).
+                    **{key: json_number(row.headline.get(key)) for key in HEADLINE_KEYS},
                     "passed": row.passed,
                     # After the reveal of a split challenge: the public score and places moved.
                     "public_score": json_number(row.public_score),

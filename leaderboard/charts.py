@@ -75,12 +75,18 @@ class Histogram:
 
 
 def best_score_histogram(
-    scores: Sequence[float], threshold: float, *, percent: bool, label: str = "best score"
+    scores: Sequence[float],
+    threshold: float,
+    *,
+    percent: bool,
+    label: str = "best score",
+    infinite_means: str = "",
 ) -> Histogram:
     """A histogram of best scores (one per student) with the pass threshold as a vertical line.
 
-    NaN scores are left out; +inf is clipped into the top bin and counted in the title, -inf
-    into the bottom bin. No scores at all draws a small "no graded submissions yet" figure.
+    NaN scores are left out; +inf is clipped into the top bin and counted in the title (with
+    what it means for the kind, ``infinite_means``), -inf into the bottom bin. No scores at
+    all draws a small "no graded submissions yet" figure.
     """
     import numpy as np
     from matplotlib.ticker import MaxNLocator
@@ -121,7 +127,8 @@ def best_score_histogram(
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         title = f"{len(values)} students"
         if infinite:
-            title += f" · {infinite} with an infinite score (MSE 0), in the top bin"
+            means = f" ({infinite_means})" if infinite_means else ""
+            title += f" · {infinite} with an infinite score{means}, in the top bin"
         ax.set_title(title, loc="left")
         return Histogram(
             svg=_svg(fig),

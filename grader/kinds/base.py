@@ -28,7 +28,7 @@ class Figure:
     """A figure a result shows beside its score: a metric's key, its label and how it reads.
 
     ``style`` is one of ``courses.formatting.STYLES``: "number" (two decimals), "percent" or
-    "mse" (six decimals, what students compare against their own evaluation). ``headline``
+    "fine" (six decimals: a small error students compare against their own evaluation). ``headline``
     figures go wherever the score goes: a column of the leaderboard and the grade book, the
     result's one-line summary (emails, live status). The others show on the result page.
     """
@@ -83,6 +83,9 @@ class TaskKind(ABC):
     course_model: CourseModel | None = None
     #: public sample images a result page shows the model's predictions on (0: none)
     public_samples: int = 0
+    #: what an infinite score means, in a few words, where a chart notes one ("" when none is
+    #: possible)
+    infinite_score_means: str = ""
 
     # --- what the data decides --------------------------------------------------------------
 

@@ -42,7 +42,8 @@ class Keypoints(TaskKind):
     default_threshold = 100.0
     default_max_file_mb = 20
     # GRADING_SPEC: show both the score and the MSE on the leaderboard and the result page.
-    figures = (Figure("mse", "MSE", "mse", headline=True),)
+    figures = (Figure("mse", "MSE", "fine", headline=True),)
+    infinite_score_means = "MSE 0"
     course_model = CourseModel(
         "exercise_code.networks.keypoint_nn", "KeypointModel", lambda cls, hparams: cls(hparams)
     )

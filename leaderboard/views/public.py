@@ -132,6 +132,7 @@ def challenge_histogram_svg(challenge: Challenge, revealed: bool) -> bytes:
             challenge.threshold,
             percent=percent,
             label=f"best {challenge.kind.score_label.lower()}",
+            infinite_means=challenge.kind.infinite_score_means,
         ).svg
         cache.set(key, svg, HISTOGRAM_CACHE_SECONDS)
     return bytes(svg)
