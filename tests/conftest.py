@@ -17,7 +17,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="session")
 def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The demo models (each kind × pass/fail), trained once per session."""
+    """The demo models (each kind × pass/fail), trained once per session; a test that uses
+    them is marked slow (``pytest_collection_modifyitems``)."""
     from eval_data.demo_models import build_demo_models
 
     return build_demo_models(tmp_path_factory.mktemp("demo-models"), seed=0)
@@ -86,6 +87,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collection fails instead."""
     from django.conf import settings
 
+    # Training the demo models takes most of a minute: whatever uses them is slow, so the quick
+    # loop (-m "not slow") never trains them.
+    for item in items:
+        if "demo_models" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     stray = postgres_tests_outside_the_second_pass(items, Path(config.rootpath).resolve())
     if stray:
         raise pytest.UsageError(
