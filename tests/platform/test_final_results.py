@@ -22,28 +22,14 @@ from submissions.policies import (
     results_revealed_for,
     windows_closing,
 )
+from tests.platform import leaks
 from tests.platform.conftest import make_challenge, make_submission, model_upload
+from tests.platform.leaks import split_metrics
 
 DAY = timedelta(days=1)
 
 #: the parts' scores: the public leader is last in private
 PUBLIC, PRIVATE = 300.0, 37.5
-#: the whole set's score: the count-weighted MSE of both parts (1/600 and 1/75) is 0.0075
-WHOLE = 1 / (2 * 0.0075)
-
-
-def split_metrics(public: float, private: float) -> dict[str, object]:
-    whole_mse = (1 / (2 * public) + 1 / (2 * private)) / 2
-    return {
-        "score": 1 / (2 * whole_mse),
-        "mse": whole_mse,
-        "count": 8,
-        "public": {"score": public, "mse": 1 / (2 * public), "count": 4},
-        "private": {"score": private, "mse": 1 / (2 * private), "count": 4},
-        "public_count": 4,
-        "private_count": 4,
-        "split_seed": "0123456789abcdef",
-    }
 
 
 def split_graded(enrollment: Enrollment, challenge: Challenge, at, public=PUBLIC, private=PRIVATE):
@@ -60,26 +46,8 @@ def split_graded(enrollment: Enrollment, challenge: Challenge, at, public=PUBLIC
     )
 
 
-def hidden_figures(public: float = PUBLIC, private: float = PRIVATE) -> list[str]:
-    """Every way a page, the JSON or a chart could print the private part or the whole set."""
-    metrics = split_metrics(public, private)
-    whole, whole_mse = float(metrics["score"]), float(metrics["mse"])  # type: ignore[arg-type]
-    private_mse = 1 / (2 * private)
-    return [
-        repr(private),
-        f"{private:.2f}",
-        repr(whole),
-        f"{whole:.2f}",
-        repr(whole_mse),
-        f"{whole_mse:.6f}",
-        repr(private_mse),
-        f"{private_mse:.6f}",
-    ]
-
-
-def assert_hidden(text: str, figures: list[str] | None = None) -> None:
-    leaked = [figure for figure in figures or hidden_figures() if figure in text]
-    assert not leaked, f"private or whole-set figures shown: {leaked}"
+def assert_hidden(text: str, public: float = PUBLIC, private: float = PRIVATE) -> None:
+    leaks.assert_hidden(text, public, private)
 
 
 @pytest.fixture
@@ -172,7 +140,7 @@ def test_a_late_student_never_sees_a_private_score(
         assert_hidden(text)
     # The public board: the public leader first, and what the class will see later is not here.
     assert board.index(mine.handle) < board.index(other.handle)
-    assert_hidden(board, hidden_figures(120.0, 250.0))
+    assert_hidden(board, 120.0, 250.0)
     # The challenge page says when final results appear (the end of the last window).
     assert "Final results" in challenge_page.decode()
     assert b"final-results" in challenge_page
@@ -231,7 +199,7 @@ def test_staff_confirm_an_early_reveal_that_names_who_may_still_upload(
     board = client.get(reverse("challenge_leaderboard", args=[challenge.slug])).content.decode()
     assert mine_result["score"] == PUBLIC and mine_result["private_score"] is None
     assert_hidden(repr(mine_result) + board)
-    assert_hidden(board, hidden_figures(120.0, 250.0))
+    assert_hidden(board, 120.0, 250.0)
     # Everyone else (a visitor here) sees the final board.
     client.logout()
     final = client.get(reverse("challenge_leaderboard", args=[challenge.slug])).content.decode()
@@ -320,4 +288,4 @@ def test_a_published_regrade_shows_the_earlier_result_by_the_same_rule(
     assert "the course staff graded this upload again" in page
     assert f"before, it had a score of {PUBLIC:.2f} (passed)" in page
     assert_hidden(page)  # the earlier whole-set score (66.67) above all
-    assert_hidden(page, hidden_figures(200.0, 80.0))
+    assert_hidden(page, 200.0, 80.0)

@@ -7,14 +7,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from courses.models import Enrollment
 from leaderboard.boards import board_version, gradebook_rows, leaderboard_build
 from submissions.models import Submission
+from submissions.results import submission_notify
 from submissions.standings import challenge_reveal, challenge_rules_changed, standings_check
 from tests.platform.conftest import make_submission, make_user
+from tests.platform.leaks import assert_hidden
 from worker import grading
 from worker.tasks import grade_submission
 
@@ -25,6 +28,10 @@ def split(challenge):
     challenge.threshold = 100.0
     challenge.save()
     return challenge
+
+
+#: the three students' (public, private) scores
+PARTS = [(300.0, 50.0), (200.0, 150.0), (120.0, 250.0)]
 
 
 def split_graded(enrollment, challenge, public: float, private: float, minutes_ago=60):
@@ -70,7 +77,7 @@ def board(challenge):
     ]
 
 
-def test_it_ranks_by_the_public_part_before_the_deadline(split, field):
+def test_it_ranks_by_the_public_part_before_the_deadline(client, split, field):
     a, b, c = field
 
     assert board(split) == [
@@ -78,6 +85,18 @@ def test_it_ranks_by_the_public_part_before_the_deadline(split, field):
         (b.handle, 200.0, True, None, None),
         (c.handle, 120.0, True, None, None),
     ]
+    # By value: nothing of a private part or a whole set, whatever its name, on the board, in
+    # the API's board or in the histogram.
+    shown = "".join(
+        client.get(url).content.decode()
+        for url in (
+            reverse("challenge_leaderboard", args=[split.slug]),
+            f"/api/challenges/{split.slug}/leaderboard/",
+            reverse("challenge_histogram", args=[split.slug]),
+        )
+    )
+    for public, private in PARTS:
+        assert_hidden(shown, public, private)
 
 
 def test_it_ranks_by_the_private_part_after_the_deadline(split, field):
@@ -131,7 +150,9 @@ def test_it_shows_the_public_score_only_through_the_api(client, token, split, fi
     url = f"/api/submissions/{mine.pk}/"
     auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
 
-    before = client.get(url, **auth).json()
+    answer = client.get(url, **auth)
+    before = answer.json()
+    assert_hidden(answer.content.decode(), 300.0, 50.0)
     assert before["score"] == before["public_score"] == 300.0
     assert before["private_score"] is None
     assert before["metrics"]["public_count"] + before["metrics"]["private_count"] == 8
@@ -156,10 +177,19 @@ def test_it_shows_the_public_score_on_the_result_and_list_pages(client, student,
     page = client.get(f"/submissions/{mine.pk}/").content.decode()
     listing = client.get("/submissions/").content.decode()
 
-    whole = f"{mine.score:.2f}"
-    assert "300.00" in page and whole not in page
+    assert "300.00" in page and "300.00" in listing
     assert "public part of the test set" in page
-    assert "300.00" in listing and whole not in listing
+    assert_hidden(page + listing, 300.0, 50.0)
+
+
+def test_it_emails_the_public_part_only(split, field):
+    mine = Submission.objects.get(enrollment=field[0])
+
+    submission_notify(mine)
+
+    (email,) = mail.outbox
+    assert "300.00" in email.subject and "300.00" in email.body
+    assert_hidden(email.subject + email.body, 300.0, 50.0)
 
 
 def test_it_recomputes_standings_when_the_split_is_turned_on(challenge, enrollment):
