@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from submissions.models import ApiToken
+from django.utils import timezone
+
+from submissions.models import ApiToken, GradingRun
 from tests.platform.conftest import graded, make_submission
 
 
 def test_it_lists_submissions_in_a_constant_number_of_queries(
     client, staff, enrollment, challenge, django_assert_num_queries
 ):
-    for _ in range(10):
-        make_submission(enrollment, challenge)
+    submissions = [make_submission(enrollment, challenge) for _ in range(10)]
     client.force_login(staff)
 
     # session, user, the semester filter's choices (with their course), the challenge filter's
@@ -19,7 +20,9 @@ def test_it_lists_submissions_in_a_constant_number_of_queries(
     with django_assert_num_queries(9):
         response = client.get("/admin/submissions/submission/")
 
-    assert response.status_code == 200
+    page = response.content.decode()
+    assert all(str(submission.pk) in page for submission in submissions)
+    assert "10 submissions" in page
 
 
 def test_it_searches_by_handle(client, staff, enrollment, challenge):
@@ -33,26 +36,44 @@ def test_it_searches_by_handle(client, staff, enrollment, challenge):
 
 def test_it_shows_a_submission_with_its_runs(client, staff, enrollment, challenge):
     submission = graded(enrollment, challenge, 150.0)
+    GradingRun.objects.create(
+        submission=submission,
+        attempt=1,
+        outcome=GradingRun.Outcome.GRADED,
+        worker_host="gpu-host-7",
+        score=150.0,
+        finished_at=timezone.now(),
+        log="model stderr: a line for staff",
+    )
     client.force_login(staff)
 
     response = client.get(f"/admin/submissions/submission/{submission.pk}/change/")
 
+    page = response.content.decode()
     assert response.status_code == 200
+    assert "gpu-host-7" in page and "a line for staff" in page
 
 
 def test_it_loads_every_changelist(client, staff, enrollment, challenge):
+    run = GradingRun.objects.create(
+        submission=make_submission(enrollment, challenge), attempt=1, worker_host="host-a"
+    )
+    ApiToken.issue(enrollment.user)
     client.force_login(staff)
 
-    for model in (
-        "courses/course",
-        "courses/semester",
-        "courses/challenge",
-        "courses/enrollment",
-        "submissions/gradingrun",
-        "submissions/apitoken",
-        "submissions/regradebatch",
+    # Each list shows its row, not only a page.
+    for model, shows in (
+        ("courses/course", challenge.semester.course.title),
+        ("courses/semester", challenge.semester.title),
+        ("courses/challenge", challenge.title),
+        ("courses/enrollment", enrollment.handle),
+        ("submissions/gradingrun", f"attempt {run.attempt} of {run.submission_id}"),
+        ("submissions/apitoken", enrollment.user.username),
+        ("submissions/regradebatch", "0 re-grades"),
     ):
-        assert client.get(f"/admin/{model}/").status_code == 200, model
+        response = client.get(f"/admin/{model}/")
+        assert response.status_code == 200, model
+        assert shows in response.content.decode(), model
 
 
 def test_it_redirects_bookmarks_of_the_admin_pages_from_before_courses_moved(

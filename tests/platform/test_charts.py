@@ -197,10 +197,10 @@ def test_it_hides_a_result_chart_from_everyone_else(client, request, seg_result,
 def test_it_lets_a_ta_see_the_chart(client, ta, seg_result):
     client.force_login(ta)
 
-    assert (
-        client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"])).status_code
-        == 200
-    )
+    response = client.get(reverse("submission_chart", args=[seg_result.pk, "per-class"]))
+
+    assert response.status_code == 200
+    assert {"grass", "sky", "road", "accuracy", "IoU"} <= set(svg_texts(response.content))
 
 
 def test_it_has_no_per_class_chart_for_keypoints(client, student, enrollment, challenge):

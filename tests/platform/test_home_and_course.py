@@ -47,7 +47,11 @@ def test_it_is_404_for_a_course_the_user_does_not_take(client, outsider, course)
 def test_it_shows_staff_any_course(client, staff, course, challenge):
     client.force_login(staff)
 
-    assert client.get(f"/courses/{course.slug}/").status_code == 200
+    response = client.get(f"/courses/{course.slug}/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert course.title in page and challenge.title in page
 
 
 def test_it_signs_in_and_out(client, student):
