@@ -174,7 +174,7 @@ class Challenge(models.Model):
         blank=True,
         help_text="the figure that ranks and passes; empty: the kind's usual score",
     )
-    # --- course policies (README, "Course policies") ---
+    # --- course policies (docs/staff.md, "Course policies") ---
     scoring = models.CharField(
         max_length=16,
         choices=Scoring.choices,
