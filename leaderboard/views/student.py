@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.oidc import oidc_configured, oidc_form_action, oidc_identity
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
 from courses.formatting import format_figure, format_score
 from courses.models import Challenge, Enrollment, Semester
@@ -342,15 +344,21 @@ def submission_picture(request: HttpRequest, pk: UUID, name: str) -> FileRespons
 def profile(request: AuthedRequest) -> HttpResponse:
     token = ApiToken.for_user(request.user)
     enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
-    return render(
+    response = render(
         request,
         "leaderboard/student/profile.html",
         {
             "token": token,
             "enrollments": enrollments,
             "api_root": request.build_absolute_uri("/api/"),
+            "oidc_provider_name": settings.OIDC_PROVIDER_NAME if oidc_configured() else "",
+            "oidc_identity": oidc_identity(request.user),
         },
     )
+    # The "Link my university account" form redirects to the provider.
+    if form_action := oidc_form_action():
+        response._csp_update = {"form-action": ["'self'", *form_action]}  # type: ignore[attr-defined]
+    return response
 
 
 @require_POST
