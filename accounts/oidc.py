@@ -340,16 +340,23 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
             # Read by the backend's get_or_create_user.
             request.oidc_link_user = request.user  # type: ignore[attr-defined]
         if request.GET.get("error"):
-            # The library would sign the current user out here, whatever the state: a link
-            # to ``?error=x`` would sign anyone out. Cancelling changes nothing.
-            if flow is None:
-                return self.login_failure()
+            return self._cancelled(request, flow)
+        return super().get(request)
+
+    def _cancelled(self, request: HttpRequest, flow: dict[str, Any] | None) -> HttpResponse:
+        """The provider says the person cancelled (or it refused). The library would sign the
+        current user out here whatever the state, so a link to ``?error=x`` signed anyone
+        out; cancelling changes nothing but the flow's own state."""
+        if flow is not None:
             del request.session["oidc_states"][request.GET["state"]]
             request.session.modified = True
-            what = "Linking your account" if "link_user" in flow else "Sign-in"
-            messages.error(request, f"{what} with {settings.OIDC_PROVIDER_NAME} was cancelled.")
-            return self.login_failure()
-        return super().get(request)
+        elif "state" in request.GET or not request.session.get("oidc_states"):
+            return self.login_failure()  # not a flow of this session: say nothing
+        # Else a provider that leaves the state out of its error (RFC 6749, 4.1.2.1, asks for
+        # it) answered a flow this session started.
+        what = "Linking your account" if flow and "link_user" in flow else "Sign-in"
+        messages.error(request, f"{what} with {settings.OIDC_PROVIDER_NAME} was cancelled.")
+        return self.login_failure()
 
     @property
     def failure_url(self) -> str:

@@ -51,6 +51,15 @@ def test_it_says_a_sign_in_this_session_started_was_cancelled(client, student, o
     assert signed_in(client)
 
 
+def test_it_says_cancelled_when_the_provider_leaves_the_state_out_of_its_error(client, db, oidc_on):
+    client.get("/accounts/oidc/login/")
+
+    response = client.get("/accounts/oidc/callback/?error=access_denied", follow=True)
+
+    assert response.redirect_chain == [("/accounts/login/", 302)]
+    assert "Sign-in with TUM Login was cancelled" in response.content.decode()
+
+
 def test_it_ignores_a_code_sent_to_the_sign_in_page(client, student, settings):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
