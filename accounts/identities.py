@@ -119,7 +119,7 @@ def identity_user_find(person: ProviderPerson, *, create: bool) -> User:
             raise SignInRefused(
                 f"{email} belongs to a staff account, which {person.provider} never signs in by"
                 " email alone. Sign in with your username and password, then choose"
-                f' "Link my university account" on your profile page: from then on'
+                ' "Link my university account" on your profile page: from then on'
                 f" {person.provider} signs you in."
             )
         if ExternalIdentity.objects.filter(user=user, issuer=person.issuer).exists():
