@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.forms import PasswordResetForm
-from django.contrib.auth.models import User
+from django.template import loader
+
+from accounts.identities import users_by_email
+from accounts.mail import email_send_later
 
 
 class AnyAccountPasswordResetForm(PasswordResetForm):
     """Django's form skips accounts with an unusable password (it assumes they sign in some
-    other way); roster accounts start with one, and a reset is how their students get in."""
+    other way); roster accounts start with one, and a reset is how their students get in.
+    The email is Django's (its token and templates), sent by a worker (``accounts.mail``)."""
 
     def get_users(self, email: str) -> Iterator[Any]:
-        # Same matching as Django's (case-insensitive, active accounts only), without the
+        # Active accounts whose email equals this one once normalised, without Django's
         # usable-password filter. The form sends the same page whether or not one matched.
-        for user in User.objects.filter(email__iexact=email, is_active=True):
-            if _folded(user.email) == _folded(email):
+        for user in users_by_email(email):
+            if user.is_active:
                 yield user
 
-
-def _folded(email: str) -> str:
-    return unicodedata.normalize("NFKC", email).casefold()
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        # What Django's send_mail builds (this site has no HTML template), handed to a worker.
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        email_send_later(
+            {"subject": subject, "body": body, "from_email": from_email, "to": [to_email]}
+        )

@@ -8,29 +8,35 @@ course needs around it:
 - the ID token is checked against the provider's single published key when it names none (no
   ``kid`` header is optional in JOSE, and some providers omit it), and its audience and issuer
   are checked, which the library leaves out;
-- the returning user is matched to an existing account by the provider's *verified* email,
-  case-insensitively (roster imports create these accounts), and a refusal is shown on the
-  sign-in page, naming the email.
+- the person is found by their identity at the provider, the ID token's ``(iss, sub)``
+  (``accounts.identities``): linked at the first sign-in by the *verified* email to a non-staff
+  account, then by that link alone; staff link theirs from the profile page
+  (:class:`OIDCLinkView`), and a refusal is shown on the sign-in page, saying what to do;
+- the backend answers only on its own callback (the library would exchange a ``code`` sent to
+  any page that authenticates, such as ``/accounts/login/?code=…``, skipping the state, nonce
+  and PKCE checks the callback makes), and the callback only when OIDC is configured.
 
 A second provider (SAML through Shibboleth, say) would be a second backend in
 ``AUTHENTICATION_BACKENDS`` with its own login and callback views under ``/accounts/``, its
-button on the sign-in page, and the same ``oidc_user_match``-style rule for linking accounts.
+button on the sign-in page, and the same ``accounts.identities`` calls for finding and linking
+accounts.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import jwt
 import requests
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
-from django.db import connection, transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
@@ -38,6 +44,14 @@ from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
 )
+
+from accounts.identities import (
+    ProviderPerson,
+    SignInRefused,
+    identity_link,
+    identity_user_find,
+)
+from accounts.models import ExternalIdentity
 
 #: discovery documents by issuer, fetched once per process
 _discovered: dict[str, dict[str, Any]] = {}
@@ -54,10 +68,6 @@ _RENAMED = {"OIDC_RP_CLIENT_ID": "OIDC_CLIENT_ID", "OIDC_RP_CLIENT_SECRET": "OID
 
 class ProviderUnavailable(Exception):
     """The discovery document could not be fetched or makes no sense."""
-
-
-class SignInRefused(Exception):
-    """The provider vouched for someone this site will not sign in; the message says why."""
 
 
 def oidc_configured() -> bool:
@@ -91,47 +101,50 @@ def oidc_setting(attr: str, *default: Any) -> Any:
     return import_from_settings(_RENAMED.get(attr, attr), *default)
 
 
-def oidc_user_match(claims: dict[str, Any], *, create: bool) -> User:
-    """The one account for the provider's verified email, or a new one when ``create``."""
-    provider = settings.OIDC_PROVIDER_NAME
-    email = str(claims.get("email") or "").strip()
-    if not email:
-        raise SignInRefused(f"{provider} did not share your email address; ask the course staff.")
-    # Some providers send the claim as a string.
-    if claims.get("email_verified") not in (True, "true", "True"):
-        raise SignInRefused(
-            f"{provider} has not verified your email address {email}: verify it there, or ask"
-            " the course staff."
-        )
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Two first sign-ins at once must not create two accounts for one email
-            # (SQLite already serialises writing transactions).
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [email.lower()])
-        users = list(User.objects.filter(email__iexact=email)[:2])
-        if len(users) > 1:
-            raise SignInRefused(
-                f"Several accounts here use {email}; ask the course staff to sort them out."
-            )
-        if users:
-            return users[0]
-        if not create:
-            raise SignInRefused(
-                f"No account here uses {email}. Ask the course staff to add you to the course"
-                " roster."
-            )
-        return _user_create(email)
+def oidc_identity(user: User) -> ExternalIdentity | None:
+    """``user``'s link to the configured provider, if any (read without a discovery fetch: the
+    issuer a token names is the configured one, perhaps with a trailing slash)."""
+    if not oidc_configured():
+        return None
+    issuer = settings.OIDC_ISSUER.rstrip("/")
+    return (
+        ExternalIdentity.objects.filter(user=user, issuer__in=[issuer, f"{issuer}/"])
+        .order_by("-last_used_at")
+        .first()
+    )
 
 
-def _user_create(email: str) -> User:
-    username = email.lower()[:150]
-    if User.objects.filter(username=username).exists():
-        username = f"{username[:140]}-{secrets.token_hex(4)}"
-    user = User(username=username, email=email)
-    user.set_unusable_password()
-    user.save()
-    return user
+def oidc_form_action() -> list[str]:
+    """Where a form that starts the flow (``OIDCLinkView``) may end up, for the page's
+    Content-Security-Policy ``form-action``: browsers check the redirect to the provider's
+    authorization endpoint against it. Without a discovery fetch (a page must not wait for the
+    provider): the issuer's origin, and the endpoint's once discovery has run in this process.
+    """
+    if not oidc_configured():
+        return []
+    urls = [settings.OIDC_ISSUER]
+    known = _discovered.get(settings.OIDC_ISSUER.rstrip("/"))
+    if known:
+        urls.append(str(known["authorization_endpoint"]))
+    origins = {f"{url.scheme}://{url.netloc}" for url in map(urlparse, urls)}
+    return sorted(origins)
+
+
+def oidc_person(claims: dict[str, Any], *, issuer: str) -> ProviderPerson:
+    """The person the provider's claims describe (``sub`` from the verified ID token)."""
+    return ProviderPerson(
+        provider=settings.OIDC_PROVIDER_NAME,
+        issuer=issuer,
+        subject=str(claims.get("sub") or ""),
+        email=str(claims.get("email") or "").strip(),
+        # Some providers send the claim as a string.
+        email_verified=claims.get("email_verified") in (True, "true", "True"),
+    )
+
+
+def oidc_user_match(claims: dict[str, Any], *, issuer: str, create: bool) -> User:
+    """The account these claims sign in to (``accounts.identities.identity_user_find``)."""
+    return identity_user_find(oidc_person(claims, issuer=issuer), create=create)
 
 
 class UniversityOIDCBackend(OIDCAuthenticationBackend):
@@ -175,7 +188,13 @@ class UniversityOIDCBackend(OIDCAuthenticationBackend):
         return None  # always the provider's published keys
 
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> User | None:
-        if not oidc_configured():
+        # Django asks every backend on every sign-in; this one answers only on its callback,
+        # after the callback view checked the state and found the nonce and PKCE verifier.
+        # Anywhere else (``/accounts/login/?code=…&state=…``) the library would exchange the
+        # code without either.
+        if not oidc_configured() or request is None:
+            return None
+        if request.path != reverse("oidc_authentication_callback"):
             return None
         return super().authenticate(request, **kwargs)
 
@@ -226,9 +245,25 @@ class UniversityOIDCBackend(OIDCAuthenticationBackend):
     def get_or_create_user(
         self, access_token: str, id_token: str, payload: dict[str, Any]
     ) -> User | None:
+        # ``payload`` is the verified ID token: its ``iss`` and ``sub`` are the identity.
+        # OpenID Connect Core 1.0, 5.3.2: the userinfo's ``sub`` must be the token's.
         claims = self.get_userinfo(access_token, id_token, payload)
+        if str(claims.get("sub", "")) != str(payload.get("sub", "")):
+            raise SuspiciousOperation("the userinfo names another subject than the ID token")
+        claims = {**claims, "sub": payload.get("sub")}
+        issuer = str(payload["iss"])
+        linking: User | None = getattr(self.request, "oidc_link_user", None)
         try:
-            return oidc_user_match(claims, create=settings.OIDC_CREATE_USERS)
+            if linking is not None:
+                identity_link(linking, oidc_person(claims, issuer=issuer))
+                provider = settings.OIDC_PROVIDER_NAME
+                messages.success(
+                    self.request,
+                    f'Your {provider} account is now linked: "Sign in with {provider}" signs you'
+                    " in to this account from now on.",
+                )
+                return linking
+            return oidc_user_match(claims, issuer=issuer, create=settings.OIDC_CREATE_USERS)
         except SignInRefused as exc:
             messages.error(self.request, str(exc))
             return None
@@ -252,6 +287,9 @@ class OIDCLoginView(OIDCAuthenticationRequestView):
     def OIDC_RP_CLIENT_ID(self) -> str:
         return str(settings.OIDC_CLIENT_ID)
 
+    #: where to go when the provider cannot be reached
+    unreachable_url = "login"
+
     def get(self, request: HttpRequest) -> HttpResponse:
         if not oidc_configured():
             raise Http404("single sign-on is not configured")
@@ -262,16 +300,73 @@ class OIDCLoginView(OIDCAuthenticationRequestView):
                 request,
                 f"{settings.OIDC_PROVIDER_NAME} cannot be reached right now; try again later.",
             )
-            return redirect("login")
+            return redirect(self.unreachable_url)
         return super().get(request)
 
 
+class OIDCLinkView(LoginRequiredMixin, OIDCLoginView):
+    """``POST /accounts/oidc/link/``: the signed-in user links their account at the provider
+    (the only way for staff, whom a first sign-in never links by email). The flow is the
+    sign-in's, with its state marked in the session as linking this user; the callback links
+    instead of signing in."""
+
+    http_method_names = ("post",)
+    unreachable_url = "profile"
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        response = self.get(request)
+        if not isinstance(response, HttpResponseRedirect) or response.url.startswith("/"):
+            return response  # the provider is unreachable: back to the profile page
+        [state] = parse_qs(urlparse(response.url).query)["state"]
+        request.session["oidc_states"][state]["link_user"] = request.user.pk
+        request.session["oidc_login_next"] = reverse("profile")
+        request.session.modified = True
+        return response
+
+
 class OIDCCallbackView(OIDCAuthenticationCallbackView):
-    """Where the provider sends the browser back; a refusal ends on the sign-in page."""
+    """Where the provider sends the browser back; a refusal ends on the sign-in page (on the
+    profile page when linking). Only a callback whose ``state`` this session started counts:
+    anything else changes nothing, and nobody is signed out by a link."""
 
     get_settings = staticmethod(oidc_setting)
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if not oidc_configured():
+            raise Http404("single sign-on is not configured")
+        flow = self._flow(request)
+        user = request.user
+        if flow is not None and user.is_authenticated and flow.get("link_user") == user.pk:
+            # Read by the backend's get_or_create_user.
+            request.oidc_link_user = request.user  # type: ignore[attr-defined]
         if request.GET.get("error"):
-            messages.error(request, f"Sign-in with {settings.OIDC_PROVIDER_NAME} was cancelled.")
+            return self._cancelled(request, flow)
         return super().get(request)
+
+    def _cancelled(self, request: HttpRequest, flow: dict[str, Any] | None) -> HttpResponse:
+        """The provider says the person cancelled (or it refused). The library would sign the
+        current user out here whatever the state, so a link to ``?error=x`` signed anyone
+        out; cancelling changes nothing but the flow's own state."""
+        if flow is not None:
+            del request.session["oidc_states"][request.GET["state"]]
+            request.session.modified = True
+        elif "state" in request.GET or not request.session.get("oidc_states"):
+            return self.login_failure()  # not a flow of this session: say nothing
+        # Else a provider that leaves the state out of its error (RFC 6749, 4.1.2.1, asks for
+        # it) answered a flow this session started.
+        what = "Linking your account" if flow and "link_user" in flow else "Sign-in"
+        messages.error(request, f"{what} with {settings.OIDC_PROVIDER_NAME} was cancelled.")
+        return self.login_failure()
+
+    @property
+    def failure_url(self) -> str:
+        if hasattr(self.request, "oidc_link_user"):
+            return reverse("profile")
+        return str(super().failure_url)
+
+    @staticmethod
+    def _flow(request: HttpRequest) -> dict[str, Any] | None:
+        """What this session recorded when it started the flow named by ``state``, if it did."""
+        states = request.session.get("oidc_states")
+        flow = states.get(request.GET.get("state", "")) if isinstance(states, dict) else None
+        return flow if isinstance(flow, dict) else None

@@ -52,4 +52,5 @@ urlpatterns = [
     ),
     path("oidc/login/", oidc.OIDCLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", oidc.OIDCCallbackView.as_view(), name="oidc_authentication_callback"),
+    path("oidc/link/", oidc.OIDCLinkView.as_view(), name="oidc_link"),
 ]

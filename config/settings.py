@@ -223,6 +223,16 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "leaderboard.signin.locked_out"
 AXES_CLIENT_IP_CALLABLE = "leaderboard.signin.client_ip"
 AXES_VERBOSE = False
+# A wrong old password on the password-change page counts as a failed sign-in too
+# (accounts.views.PasswordChangeView); axes keeps the request's fields with each failure, so
+# that page's password fields are masked like the sign-in's "password".
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "old_password",
+    "new_password1",
+    "new_password2",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -373,6 +383,13 @@ SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 INVITE_DAYS = env_int("INVITE_DAYS", 14, minimum=1)
 #: a "Forgot your password?" link's lifetime, in seconds (Django's default: three days)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600, minimum=60)
+# "Forgot your password?" sends at most PASSWORD_RESET_EMAIL_LIMIT links to one email and
+# answers at most PASSWORD_RESET_ADDRESS_LIMIT requests from one client address within any
+# PASSWORD_RESET_WINDOW_MINUTES (accounts.throttle); beyond that it shows the same page and
+# sends nothing. Per address high enough for a lecture hall behind one NAT.
+PASSWORD_RESET_EMAIL_LIMIT = env_int("PASSWORD_RESET_EMAIL_LIMIT", 3, minimum=1)
+PASSWORD_RESET_ADDRESS_LIMIT = env_int("PASSWORD_RESET_ADDRESS_LIMIT", 20, minimum=1)
+PASSWORD_RESET_WINDOW_MINUTES = env_int("PASSWORD_RESET_WINDOW_MINUTES", 60, minimum=1)
 
 # OpenID Connect (mozilla-django-oidc): on when OIDC_ISSUER is set. Endpoints come from the
 # issuer's discovery document; the provider must list SITE_URL/accounts/oidc/callback/ as a

@@ -17,6 +17,7 @@ from celery.signals import (
     worker_process_shutdown,
 )
 from django.conf import settings
+from django.core.mail import EmailMessage
 
 from config.celery import app
 from courses.models import Challenge
@@ -31,6 +32,12 @@ from worker import heartbeat
 from worker.grading import evaluate_reference, evaluate_submission, get_runner, this_worker
 
 logger = logging.getLogger(__name__)
+
+#: sent by name by ``accounts.mail`` (its SEND_EMAIL), which builds the messages
+SEND_EMAIL = "worker.tasks.send_email"
+#: a mail server that refuses is tried again after 1, 2 and 4 minutes, then the email is lost
+EMAIL_RETRIES = 3
+EMAIL_RETRY_SECONDS = 60
 
 
 @worker_init.connect
@@ -137,3 +144,21 @@ def sweep_stuck(queued_before: str | None = None) -> dict[str, list[Any]]:
         "regrade_requeued": report.runs.requeued,
         "regrade_lost": report.runs.lost,
     }
+
+
+@app.task(bind=True, name=SEND_EMAIL, max_retries=EMAIL_RETRIES)
+def send_email(self: Task, email: dict[str, Any]) -> None:
+    """Send one plain-text email a page built (``accounts.mail.Email``: a password reset)."""
+    message = EmailMessage(
+        subject=email["subject"],
+        body=email["body"],
+        from_email=email.get("from_email"),
+        to=email["to"],
+    )
+    try:
+        message.send()
+    except OSError as exc:  # smtplib's errors and a refused connection alike
+        if self.request.retries >= EMAIL_RETRIES:
+            logger.error("email %r to %s lost: %s", email["subject"], email["to"], exc)
+            return
+        raise self.retry(exc=exc, countdown=EMAIL_RETRY_SECONDS * 2**self.request.retries) from exc

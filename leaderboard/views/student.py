@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -19,6 +20,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.oidc import oidc_configured, oidc_form_action, oidc_identity
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
 from courses.formatting import format_figure, format_score
 from courses.models import Challenge, Enrollment, Semester
@@ -351,7 +353,7 @@ def submission_picture(request: HttpRequest, pk: UUID, name: str) -> FileRespons
 def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
     token = ApiToken.objects.filter(user=request.user).select_related("user").first()
     enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
-    return render(
+    response = render(
         request,
         "leaderboard/student/profile.html",
         {
@@ -360,8 +362,14 @@ def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
             "new_key": new_key,
             "enrollments": enrollments,
             "api_root": request.build_absolute_uri("/api/"),
+            "oidc_provider_name": settings.OIDC_PROVIDER_NAME if oidc_configured() else "",
+            "oidc_identity": oidc_identity(request.user),
         },
     )
+    # The "Link my university account" form redirects to the provider.
+    if form_action := oidc_form_action():
+        response._csp_update = {"form-action": ["'self'", *form_action]}  # type: ignore[attr-defined]
+    return response
 
 
 # The profile is never cached (no-store): it is a signed-in page, and the answer that makes a

@@ -4,6 +4,7 @@ email through Django's file-based backend (real files), and a real OpenID provid
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -111,6 +112,33 @@ def accounts_settings(settings: Any, tmp_path: Path, live_server: Any) -> Any:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     return settings
+
+
+class Worker:
+    """The messages pages send to the broker, kept here; ``run`` does what a worker would:
+    the named task, called directly with the arguments as JSON brings them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any]]] = []
+
+    def send_task(self, name: str, args: Any = None, **options: Any) -> None:
+        self.sent.append((name, json.loads(json.dumps(list(args or [])))))
+
+    def run(self) -> None:
+        from worker import tasks
+
+        while self.sent:
+            name, args = self.sent.pop(0)
+            tasks.app.tasks[name](*args)
+
+
+@pytest.fixture(autouse=True)
+def worker(monkeypatch: pytest.MonkeyPatch) -> Worker:
+    from config.celery import app
+
+    worker = Worker()
+    monkeypatch.setattr(app, "send_task", worker.send_task)
+    return worker
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from courses.models import Enrollment, Semester
 from courses.roster import roster_import
-from tests.accounts.conftest import link_in, mails
+from tests.accounts.conftest import Worker, link_in, mails
 
 PASSWORD = "correct horse battery staple"
 
@@ -23,12 +23,13 @@ def ask_for_a_link(page: Page, live_server: Any, email: str) -> None:
 
 
 def test_it_lets_a_roster_account_set_its_password_by_email(
-    page: Page, live_server: Any, accounts_settings: Any, semester: Semester
+    page: Page, live_server: Any, accounts_settings: Any, semester: Semester, worker: Worker
 ) -> None:
     roster_import(semester, "username,email\nada,Ada@Uni.example\n")
 
     ask_for_a_link(page, live_server, "ada@uni.example")
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    worker.run()
     [message] = mails(accounts_settings.EMAIL_FILE_PATH)
     link = link_in(message, "/accounts/reset/")
     page.goto(link)
@@ -49,9 +50,10 @@ def test_it_lets_a_roster_account_set_its_password_by_email(
 
 
 def test_it_answers_an_unknown_address_with_the_same_page_and_sends_nothing(
-    page: Page, live_server: Any, accounts_settings: Any, semester: Semester
+    page: Page, live_server: Any, accounts_settings: Any, semester: Semester, worker: Worker
 ) -> None:
     ask_for_a_link(page, live_server, "nobody@uni.example")
 
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    assert worker.sent == []
     assert mails(accounts_settings.EMAIL_FILE_PATH) == []

@@ -201,6 +201,36 @@ def token(student: User) -> str:
     return ApiToken.issue(student)
 
 
+# --- single sign-on ----------------------------------------------------------------------------
+
+#: the issuer ``oidc_on`` configures
+OIDC_ISSUER = "https://login.uni.example"
+
+
+@pytest.fixture
+def oidc_on(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """University sign-in configured, with the provider's discovery document as if fetched
+    (nothing reaches the provider: tests with a real one are in ``tests/accounts``)."""
+    from accounts import oidc
+
+    settings.OIDC_ISSUER = OIDC_ISSUER
+    settings.OIDC_CLIENT_ID = "leaderboard"
+    settings.OIDC_CLIENT_SECRET = "secret"
+    settings.OIDC_PROVIDER_NAME = "TUM Login"
+    monkeypatch.setitem(
+        oidc._discovered,
+        OIDC_ISSUER,
+        {
+            "issuer": OIDC_ISSUER,
+            "authorization_endpoint": f"{OIDC_ISSUER}/authorize",
+            "token_endpoint": f"{OIDC_ISSUER}/token",
+            "userinfo_endpoint": f"{OIDC_ISSUER}/userinfo",
+            "jwks_uri": f"{OIDC_ISSUER}/jwks",
+        },
+    )
+    return settings
+
+
 # --- models and submissions -------------------------------------------------------------------
 
 
