@@ -4,7 +4,6 @@ says whether an address is registered, nor whether the request was throttled."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import timedelta
@@ -17,7 +16,7 @@ from kombu.exceptions import OperationalError
 from accounts.mail import SEND_EMAIL
 from accounts.models import PasswordResetRequest
 from courses.roster import roster_import
-from worker.tasks import send_email
+from tests.platform.conftest import deliver_emails
 
 HALL = "10.1.2.3"
 HOME = "192.0.2.7"
@@ -37,20 +36,11 @@ def ask(client, django_capture_on_commit_callbacks):
     return post
 
 
-def deliver(sent) -> None:
-    """What a worker does with the messages the pages sent: the task, called directly with the
-    arguments as the broker would hand them over (JSON)."""
-    for message in sent:
-        assert message.name == SEND_EMAIL
-        send_email(*json.loads(json.dumps(message.args)))
-    sent.clear()
-
-
 def test_it_sends_a_link_to_an_account_with_an_unusable_password(ask, semester, sent):
     roster_import(semester, "username,email\nada,Ada@Uni.example\n")
 
     response = ask("ada@uni.EXAMPLE")
-    deliver(sent)
+    deliver_emails(sent)
 
     assert "Check your email" in response.content.decode()
     [message] = mail.outbox
@@ -93,7 +83,7 @@ def test_it_writes_links_for_the_site_url_not_the_request_host(ask, settings, se
     roster_import(semester, "username,email\nada,ada@uni.example\n")
 
     ask("ada@uni.example", HTTP_HOST="evil.example")
-    deliver(sent)
+    deliver_emails(sent)
 
     [message] = mail.outbox
     assert "https://leaderboard.uni.example/accounts/reset/" in str(message.body)
