@@ -12,7 +12,11 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+    from courses.models import Course, Semester
+
 CHROMIUM = "/usr/bin/chromium"
+#: test folders of the grading libraries, which never import Django
+NO_DJANGO_FOLDERS = {"grader", "eval_data"}
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +109,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(chosen) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
         items[:] = chosen
+
+
+# --- the one course and semester every Django test folder builds on ---------------------------
+
+
+@pytest.fixture
+def course(db: None) -> Course:
+    """The course. Folders whose tests need committed rows (a real worker, a browser) ask for
+    ``transactional_db`` in an autouse fixture of their own; pytest-django then gives that to
+    ``db`` as well."""
+    from courses.models import Course
+
+    return Course.objects.create(
+        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
+    )
+
+
+@pytest.fixture
+def semester(course: Course) -> Semester:
+    from courses.models import Semester
+
+    return Semester.objects.create(
+        course=course,
+        slug="ws2026",
+        title="Winter 2026/27",
+        starts_on="2026-10-01",
+        is_current=True,
+    )
+
+
+@pytest.fixture(autouse=True)
+def empty_caches(request: pytest.FixtureRequest) -> None:
+    """Computed boards, charts and the body limit are cached per process: every test of the
+    platform starts without them (the grading libraries' tests import no Django at all)."""
+    if Path(request.node.path).parent.name in NO_DJANGO_FOLDERS:
+        return
+    from django.core.cache import cache
+
+    from leaderboard.boards import leaderboard_forget
+    from leaderboard.body_limit import forget_limit
+
+    cache.clear()
+    leaderboard_forget()
+    forget_limit()

@@ -18,9 +18,6 @@ from urllib.parse import quote
 import pytest
 import requests
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page
-
-from courses.models import Course, Semester
 
 PROVIDER_READY_SECONDS = 30
 
@@ -31,15 +28,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if Path(str(item.path)).is_relative_to(here):
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    yield tab
-    context.close()
 
 
 def free_port() -> int:
@@ -151,18 +139,10 @@ def oidc_settings(settings: Any, oidc_provider: Provider) -> Any:
     return settings
 
 
-@pytest.fixture
-def semester(transactional_db: Any) -> Semester:
-    course = Course.objects.create(
-        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
-    )
-    return Semester.objects.create(
-        course=course,
-        slug="ws2026",
-        title="Winter 2026/27",
-        starts_on="2026-10-01",
-        is_current=True,
-    )
+@pytest.fixture(autouse=True)
+def committed(transactional_db: None) -> None:
+    """Every test here is transactional: another thread or process (the live server, a
+    worker) must see the rows it makes, so ``db`` (the shared ``course``) is this one too."""
 
 
 def mails(folder: Path) -> list[str]:

@@ -17,7 +17,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def test_it_takes_an_invited_student_from_the_email_to_the_course(
-    page: Page, live_server: Any, accounts_settings: Any, semester: Semester, tmp_path: Path
+    tab: Page, live_server: Any, accounts_settings: Any, semester: Semester, tmp_path: Path
 ) -> None:
     roster = tmp_path / "roster.csv"
     roster.write_text("username,email,first_name,last_name\nada,ada@uni.example,Ada,Lovelace\n")
@@ -31,20 +31,20 @@ def test_it_takes_an_invited_student_from_the_email_to_the_course(
     link = link_in(invitation, "/accounts/invite/")
     assert link.startswith(live_server.url)
 
-    page.goto(link)
-    page.get_by_label("New password", exact=True).fill(PASSWORD)
-    page.get_by_label("New password confirmation").fill(PASSWORD)
-    page.get_by_role("button", name="Set password").click()
-    expect(page.get_by_role("heading", name="Your password is set")).to_be_visible()
-    page.get_by_role("link", name="Sign in").last.click()
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    tab.goto(link)
+    tab.get_by_label("New password", exact=True).fill(PASSWORD)
+    tab.get_by_label("New password confirmation").fill(PASSWORD)
+    tab.get_by_role("button", name="Set password").click()
+    expect(tab.get_by_role("heading", name="Your password is set")).to_be_visible()
+    tab.get_by_role("link", name="Sign in").last.click()
+    tab.fill("#id_username", "ada")
+    tab.fill("#id_password", PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
 
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    expect(page.get_by_role("heading", name="My courses")).to_be_visible()
-    expect(page.get_by_text(f"You take part as {handle}")).to_be_visible()
+    expect(tab.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(tab.get_by_role("heading", name="My courses")).to_be_visible()
+    expect(tab.get_by_text(f"You take part as {handle}")).to_be_visible()
 
-    page.goto(link)
-    expect(page.get_by_role("heading", name="This invitation link no longer works")).to_be_visible()
-    expect(page.get_by_label("New password", exact=True)).to_have_count(0)
+    tab.goto(link)
+    expect(tab.get_by_role("heading", name="This invitation link no longer works")).to_be_visible()
+    expect(tab.get_by_label("New password", exact=True)).to_have_count(0)

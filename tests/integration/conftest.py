@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from courses.models import Challenge, Course, Enrollment, Semester
+from courses.models import Challenge, Enrollment, Semester
 from submissions.models import Submission
 from tests.services import require_postgres, require_redis
 
@@ -184,28 +184,9 @@ def integration_settings(settings: Any, shared_dirs: dict[str, Path]) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def empty_cache() -> None:
-    """Computed boards and charts are cached per process; each test starts without them."""
-    from django.core.cache import cache
-
-    from leaderboard.boards import leaderboard_forget
-
-    cache.clear()
-    leaderboard_forget()
-
-
-@pytest.fixture
-def semester(transactional_db: Any) -> Semester:
-    course = Course.objects.create(
-        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
-    )
-    return Semester.objects.create(
-        course=course,
-        slug="ws2026",
-        title="Winter 2026/27",
-        starts_on="2026-10-01",
-        is_current=True,
-    )
+def committed(transactional_db: None) -> None:
+    """Every test here is transactional: another thread or process (the live server, a
+    worker) must see the rows it makes, so ``db`` (the shared ``course``) is this one too."""
 
 
 def make_challenge(semester: Semester, task: str) -> Challenge:

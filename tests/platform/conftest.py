@@ -67,20 +67,6 @@ def platform_settings(settings: Any, tmp_path: Path, data_root: Path) -> Any:
     return settings
 
 
-@pytest.fixture(autouse=True)
-def empty_cache() -> None:
-    """Computed boards, charts and the body limit are cached per process; each test starts
-    without them."""
-    from django.core.cache import cache
-
-    from leaderboard.boards import leaderboard_forget
-    from leaderboard.body_limit import forget_limit
-
-    cache.clear()
-    leaderboard_forget()
-    forget_limit()
-
-
 @dataclass
 class Sent:
     name: str
@@ -108,24 +94,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
 def make_user(username: str, **extra: Any) -> User:
     return User.objects.create_user(
         username=username, password=username, email=f"{username}@example.com", **extra
-    )
-
-
-@pytest.fixture
-def course(db: Any) -> Course:
-    return Course.objects.create(
-        slug="i2dl", title="Introduction to Deep Learning", timezone="Europe/Berlin"
-    )
-
-
-@pytest.fixture
-def semester(course: Course) -> Semester:
-    return Semester.objects.create(
-        course=course,
-        slug="ws2026",
-        title="Winter 2026/27",
-        starts_on="2026-10-01",
-        is_current=True,
     )
 
 
