@@ -212,7 +212,8 @@ class ChallengeAdmin(admin.ModelAdmin):
             )
 
     @admin.action(
-        description="Hide final results again (until the last window closes)", permissions=["change"]
+        description="Hide final results again (until the last window closes)",
+        permissions=["change"],
     )
     def hide_results(self, request: HttpRequest, queryset: QuerySet[Challenge]) -> None:
         for challenge in queryset:
