@@ -160,10 +160,11 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
     try:
         submission = upload_submit(form)
     except UploadRefused as exc:
-        response = error(exc.status, exc.code, exc.message)
+        response = error(exc.http_status, exc.code, exc.message)
         if exc.reason:
             response = JsonResponse(
-                {"error": exc.message, "code": exc.code, "reason": exc.reason}, status=exc.status
+                {"error": exc.message, "code": exc.code, "reason": exc.reason},
+                status=exc.http_status,
             )
         if exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)

@@ -135,9 +135,10 @@ class UploadRefused(Exception):
     """Why an upload was not taken: the API's status and code, the student's message, and for
     a storage failure (code ``storage``) its ``reason``: ``full`` or ``unavailable``."""
 
-    def __init__(self, status: int, code: str, message: str, *, reason: str = "") -> None:
+    def __init__(self, http_status: int, code: str, message: str, *, reason: str = "") -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.reason = status, code, message, reason
+        self.http_status, self.code, self.message = http_status, code, message
+        self.reason = reason
 
     @property
     def retry_after(self) -> int | None:

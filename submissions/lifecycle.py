@@ -1,4 +1,5 @@
-"""The state machine of a submission, and of a re-grade attempt: every status change is here.
+"""The state machine of a submission, of its grading runs, and of a re-grade attempt: every
+status change of a submission and every outcome change of a run is here.
 
 A submission::
 
@@ -11,18 +12,35 @@ A submission::
 
     graded | failed ──publish──▶ graded | failed  (a published re-grade)
 
+A grading run (one attempt of a submission's own grading, created ``running`` in the claim's
+transaction)::
+
+    running ──close────▶ graded | rejected | platform_error  (the worker's outcome)
+       ├──────close────▶ lost                    (a re-delivered message took the claim over)
+       └──────abandon──▶ lost | platform_error   (the sweep moved the submission on)
+
 A re-grade attempt (a ``GradingRun`` with a batch)::
 
     queued ──claim──▶ running ──close──▶ graded | rejected | platform_error | lost
-      │  └──resend       │
-      │                  └──requeue──▶ queued
+      │  ├──resend       │ ▲
+      │  └──mark_unsent  │ └──takeover                  (a re-delivered message; the holder is dead)
+      │                  └──requeue──▶ queued           (as the next attempt, if the sweep did it)
       └──cancel──▶ cancelled
 
 Each transition is one conditional ``UPDATE``: it names the state it leaves (and, for a running
-submission, the attempt that holds the claim), and returns whether it happened. So a message
-delivered twice, a sweep racing a worker, or two workers finishing the same claim can never
-both win: the loser's update matches no row. Transitions that change what a student's standing
-depends on refresh it in the same transaction.
+submission or run, the attempt that holds the claim), and returns whether it happened. So a
+message delivered twice, a sweep racing a worker, or two workers finishing the same claim can
+never both win: the loser's update matches no row. A worker that finishes after its attempt was
+closed without it (recorded lost, re-queued, taken over) changes no state: what it found is
+kept in the run's staff log only (``results.run_note_late``). A running submission and its
+run move together, the submission first: whoever moved the claim on closes the run in the
+same transaction. Transitions that change what a student's standing depends on refresh it in
+the same transaction.
+
+Creating a row is not a transition: an upload is created ``queued``, a run ``running`` (by the
+claim) or ``queued`` (a re-grade attempt). The one row born finished is written here: the run
+of an attempt whose claim never opened one (``run_lost_unopened``). ``tests/test_structure.py``
+finds any other write of a submission's status or a run's outcome.
 """
 
 from __future__ import annotations
@@ -164,6 +182,61 @@ def publish(submission_id: Any, fields: dict[str, Any]) -> bool:
     return bool(Submission.objects.filter(pk=submission_id, status__in=FINISHED).update(**fields))
 
 
+# --- a grading run (a submission's own, or a re-grade attempt) -------------------------------
+
+#: where a running attempt may end
+RUN_ENDS = (Outcome.GRADED, Outcome.REJECTED, Outcome.PLATFORM_ERROR, Outcome.LOST)
+
+
+def run_close(run: GradingRun, outcome: str, **fields: Any) -> bool:
+    """running → graded | rejected | platform_error | lost, with its figures: only while
+    ``run.attempt`` is still the attempt running, so a worker that comes back after its attempt
+    was recorded lost, or re-queued and taken by another, changes nothing."""
+    assert outcome in RUN_ENDS
+    fields = {"outcome": outcome, "finished_at": timezone.now(), **fields}
+    return bool(
+        GradingRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING, attempt=run.attempt).update(
+            **fields
+        )
+    )
+
+
+#: how the sweep may record an attempt it gave up waiting for
+ABANDONED = (Outcome.LOST, Outcome.PLATFORM_ERROR)
+
+
+def run_abandon(submission: Submission, outcome: str, now: datetime, **fields: Any) -> bool:
+    """running → lost | platform_error for the run of the attempt that held ``submission``'s
+    claim (``submission.attempts``), which the sweep just moved on in the same transaction."""
+    assert outcome in ABANDONED
+    return bool(
+        GradingRun.objects.filter(
+            # A re-grade attempt of the same submission is not this claim's run.
+            submission_id=submission.pk,
+            batch__isnull=True,
+            attempt=submission.attempts,
+            outcome=Outcome.RUNNING,
+        ).update(outcome=outcome, finished_at=now, **fields)
+    )
+
+
+def run_lost_unopened(
+    submission: Submission, outcome: str, now: datetime, **fields: Any
+) -> GradingRun:
+    """Not a transition: the run of an attempt whose worker died before it opened one (the
+    claim and the run are one transaction today; rows claimed before that have none), written
+    as the sweep recorded it, so every attempt has its run."""
+    assert outcome in ABANDONED
+    return GradingRun.objects.create(
+        submission=submission,
+        attempt=submission.attempts,
+        started_at=submission.started_at or now,
+        finished_at=now,
+        outcome=outcome,
+        **fields,
+    )
+
+
 # --- a re-grade attempt -----------------------------------------------------------------------
 
 
@@ -180,21 +253,11 @@ def run_claim(
     return GradingRun.objects.select_related("batch", "submission__challenge").get(pk=run_id)
 
 
-#: where a running attempt may end
-RUN_ENDS = (Outcome.GRADED, Outcome.REJECTED, Outcome.PLATFORM_ERROR, Outcome.LOST)
-
-
-def run_close(run: GradingRun, outcome: str, **fields: Any) -> bool:
-    """running → graded | rejected | platform_error | lost, with its figures."""
-    assert outcome in RUN_ENDS
-    fields = {"outcome": outcome, "finished_at": timezone.now(), **fields}
-    return bool(GradingRun.objects.filter(pk=run.pk, outcome=Outcome.RUNNING).update(**fields))
-
-
 def run_requeue(run: GradingRun, *, if_started_at: datetime | None = None, **fields: Any) -> bool:
-    """running → queued, for the task's retry or the sweep's. With ``if_started_at``: only if
-    the attempt still started then (of two sweeps, one wins)."""
-    match: dict[str, Any] = {"pk": run.pk, "outcome": Outcome.RUNNING}
+    """running → queued, for the task's retry or the sweep's, while ``run.attempt`` is still the
+    attempt running. With ``if_started_at``: only if the attempt still started then (of two
+    sweeps, one wins)."""
+    match: dict[str, Any] = {"pk": run.pk, "outcome": Outcome.RUNNING, "attempt": run.attempt}
     if if_started_at is not None:
         match["started_at"] = if_started_at
     return bool(GradingRun.objects.filter(**match).update(outcome=Outcome.QUEUED, **fields))

@@ -23,7 +23,6 @@ from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from courses.formatting import format_figure, format_score
 from grader import __version__ as grader_version
@@ -170,9 +169,9 @@ def _takeover(submission_id: Any) -> Submission | None:
     submission = lifecycle.takeover(submission_id, held.attempt)
     if submission is None:
         return None
-    GradingRun.objects.filter(pk=held.pk, outcome=GradingRun.Outcome.RUNNING).update(
-        outcome=GradingRun.Outcome.LOST,
-        finished_at=timezone.now(),
+    lifecycle.run_close(
+        held,
+        GradingRun.Outcome.LOST,
         error_code="lost",
         log="the worker died: its heartbeat stopped; a re-delivered message took over",
     )
@@ -180,45 +179,124 @@ def _takeover(submission_id: Any) -> Submission | None:
     return submission
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """How an attempt ends on its run: the outcome and the figures that go with it."""
+
+    outcome: GradingRun.Outcome
+    fields: dict[str, Any]
+
+    def summary(self) -> str:
+        """A line for the staff log: "graded, score 123.4 (passed)",
+        "rejected (the model's fault): output_shape"."""
+        label = self.outcome.label.lower()
+        if self.outcome != GradingRun.Outcome.GRADED:
+            return f"{label}: {self.fields.get('error_code') or 'no code'}"
+        score, passed = self.fields.get("score"), self.fields.get("passed")
+        shown = "no score" if score is None else f"score {score:g}"
+        return f"{label}, {shown} ({'passed' if passed else 'not passed'})"
+
+
 def grading_record(grading: Grading, outcome: GradingOutcome, *, last_try: bool) -> bool:
-    """Record the outcome on the run and, if this attempt still holds the claim, on the
-    submission; store the pictures; email the student once it is final. Returns whether the
-    submission took the outcome (False: the sweep re-queued it and another attempt owns it)."""
+    """Record the outcome on the submission and its run if this attempt still holds the claim;
+    store the pictures; email the student once it is final. Returns whether the submission
+    took the outcome (in this call, or in an earlier try of it: ``with_db_retry``).
+
+    A worker that finishes after its attempt was closed without it (the sweep recorded it lost
+    and re-queued the submission, or a re-delivered message took it over) changes nothing: the
+    run keeps what was recorded, and what this worker found goes to the run's staff log only.
+    """
     submission, run = grading.submission, grading.run
-    run.runner, run.dataset_hash = outcome.runner[:32], outcome.dataset_hash
-    run.finished_at = timezone.now()
+    known = {"runner": outcome.runner[:32], "dataset_hash": outcome.dataset_hash}
     error = outcome.error
     with transaction.atomic():
+        # The submission first, then its run: the order every transition of a claim keeps, so
+        # a sweep racing this write waits for it (or it for the sweep) instead of deadlocking.
         if isinstance(error, GradingError):
-            done = _record_rejection(submission, run, error)
+            done, end = _record_rejection(submission, error)
         elif outcome.evaluation is not None and error is None:
-            done = _record_result(submission, run, outcome.evaluation)
+            done, end = _record_result(submission, outcome.evaluation)
         else:
             if not isinstance(error, PlatformError):
                 error = PlatformError("internal", "no result and no error from grading")
-            done = _record_platform_error(submission, run, error, give_up=last_try)
-        run.log = keep_log(run.log)
-        run.save()
+            done, end = _record_platform_error(submission, run, error, give_up=last_try)
+        fields = {**known, **end.fields, "log": keep_log(end.fields.get("log", ""))}
+        if done and not lifecycle.run_close(run, end.outcome, **fields):
+            # The claim and its run move together: only a hand-edited row gets here.
+            logger.error(
+                "submission %s: attempt %d held the claim but its run was closed",
+                submission.pk,
+                submission.attempts,
+            )
+        # Not held: a late worker's outcome is only noted, unless it is this very outcome,
+        # committed by an earlier try of this write whose answer the connection lost.
+        already = not done and not run_note_late(run, end)
         if done and submission.status in lifecycle.FINISHED:
             doorbell.after_commit(
                 submission_notify, submission, what=f"emailing the result of {submission.pk}"
             )
     if done and outcome.pictures and submission.status == Submission.Status.GRADED:
         submission_pictures_store(submission, outcome.pictures)
-    if not done:
+    if not done and not already:
         logger.warning(
-            "submission %s: attempt %d no longer holds the claim; its outcome is dropped",
+            "submission %s: attempt %d no longer holds the claim; its outcome is only noted in"
+            " the run's log",
             submission.pk,
             submission.attempts,
         )
-    return done
+    return done or already
 
 
-def _record_result(submission: Submission, run: GradingRun, evaluation: Evaluation) -> bool:
+def run_note_late(run: GradingRun, end: RunEnd, *, written: str = "") -> bool:
+    """Keep, in the run's staff log only, the outcome of an attempt that was closed without it
+    (recorded lost, re-queued, taken over): it changes no state and counts for nothing.
+
+    Returns False, noting nothing, when the run already holds this very outcome (``written``
+    if the write was another than ``end.outcome``) for this attempt: an earlier try of the
+    same write committed it, and only its answer was lost with the connection.
+    """
+    with transaction.atomic():
+        # Locked: the log is read, extended and written back, and a sweep may write it too.
+        now = (
+            GradingRun.objects.select_for_update()
+            .filter(pk=run.pk)
+            .values("outcome", "attempt", "error_code", "log")
+            .first()
+        )
+        if now is None:
+            return True
+        if (now["attempt"], now["outcome"], now["error_code"]) == (
+            run.attempt,
+            written or end.outcome,
+            end.fields.get("error_code", ""),
+        ):
+            return False
+        state = GradingRun.Outcome(now["outcome"]).label.lower()
+        if now["attempt"] == run.attempt:
+            when = f"after this attempt was recorded {state}"
+        else:
+            when = (
+                f"after attempt {run.attempt} was re-queued (now attempt {now['attempt']}: {state})"
+            )
+        note = f"a late result arrived {when}: {end.summary()} — not counted"
+        log = keep_log("\n".join(filter(None, [now["log"], note])))
+        GradingRun.objects.filter(pk=run.pk).update(log=log)
+    logger.warning("run %s: %s", run.pk, note)
+    return True
+
+
+def _record_result(submission: Submission, evaluation: Evaluation) -> tuple[bool, RunEnd]:
     score, passed, metrics = evaluation_outcome(evaluation)
-    run.outcome = GradingRun.Outcome.GRADED
-    run.score, run.passed, run.metrics = score, passed, metrics
-    run.grader_version, run.log = evaluation.grader_version, evaluation.log
+    end = RunEnd(
+        GradingRun.Outcome.GRADED,
+        {
+            "score": score,
+            "passed": passed,
+            "metrics": metrics,
+            "grader_version": evaluation.grader_version,
+            "log": evaluation.log,
+        },
+    )
     logger.info(
         "submission %s graded: %s=%s passed=%s (%.1f s)",
         submission.pk,
@@ -227,22 +305,28 @@ def _record_result(submission: Submission, run: GradingRun, evaluation: Evaluati
         passed,
         evaluation.seconds,
     )
-    return lifecycle.finish(submission, score=score, passed=passed, metrics=metrics)
+    return lifecycle.finish(submission, score=score, passed=passed, metrics=metrics), end
 
 
-def _record_rejection(submission: Submission, run: GradingRun, error: GradingError) -> bool:
-    run.outcome = GradingRun.Outcome.REJECTED
-    run.error_code, run.error, run.log = error.code[:64], error.message, error.detail
+def _record_rejection(submission: Submission, error: GradingError) -> tuple[bool, RunEnd]:
+    end = RunEnd(
+        GradingRun.Outcome.REJECTED,
+        {"error_code": error.code[:64], "error": error.message, "log": error.detail},
+    )
     logger.info("submission %s rejected: %s", submission.pk, error.code)
-    return lifecycle.finish(submission, error=error.message)
+    return lifecycle.finish(submission, error=error.message), end
 
 
 def _record_platform_error(
     submission: Submission, run: GradingRun, error: PlatformError, *, give_up: bool
-) -> bool:
-    run.outcome = GradingRun.Outcome.PLATFORM_ERROR
-    run.error_code = error.code[:64]
-    run.log = "\n".join(filter(None, [error.message, error.detail, run.log]))
+) -> tuple[bool, RunEnd]:
+    end = RunEnd(
+        GradingRun.Outcome.PLATFORM_ERROR,
+        {
+            "error_code": error.code[:64],
+            "log": "\n".join(filter(None, [error.message, error.detail, run.log])),
+        },
+    )
     log = logger.error if give_up else logger.warning
     log(
         "submission %s: platform error %s (%s)%s",
@@ -251,7 +335,7 @@ def _record_platform_error(
         error.message,
         "; given up" if give_up else "; will retry",
     )
-    return lifecycle.give_up(submission) if give_up else lifecycle.requeue(submission)
+    return (lifecycle.give_up(submission) if give_up else lifecycle.requeue(submission)), end
 
 
 def picture_name(submission: Submission, name: str) -> str:

@@ -33,6 +33,24 @@ DEAD_NOTE = "the worker died: its heartbeat stopped while it held this grading"
 NO_RESULT_NOTE = "no result after the hard time limit, although the worker is alive"
 
 
+@dataclass(frozen=True)
+class Abandoned:
+    """How the sweep records an attempt it stopped waiting for, chosen by what it found: the
+    holder's heartbeat stopped, or the hard time limit passed with the holder alive or not."""
+
+    outcome: GradingRun.Outcome
+    error_code: str
+    note: str
+
+
+#: the holder's heartbeat stopped
+WORKER_DEAD = Abandoned(GradingRun.Outcome.LOST, "lost", DEAD_NOTE)
+#: past the hard time limit, and no live holder (a worker older than heartbeats)
+WORKER_GONE = Abandoned(GradingRun.Outcome.LOST, "lost", LOST_NOTE)
+#: past the hard time limit, its holder alive: the platform failed to record a result
+NO_RESULT = Abandoned(GradingRun.Outcome.PLATFORM_ERROR, "no_result", NO_RESULT_NOTE)
+
+
 @dataclass
 class RunSweep:
     resent: list[int] = field(default_factory=list)
@@ -89,7 +107,7 @@ def submissions_sweep(
     dead = Submission.objects.filter(Exists(dead_claims), status=Submission.Status.RUNNING)
     for submission in dead.select_related("challenge"):
         give_up = submission.attempts >= settings.GRADER_MAX_ATTEMPTS
-        if _abandon(submission, now, give_up=give_up, note=DEAD_NOTE):
+        if _abandon(submission, now, give_up=give_up, why=WORKER_DEAD):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
     grace = timedelta(seconds=settings.GRADER_STUCK_RUNNING_GRACE_SECONDS)
     running = Submission.objects.filter(
@@ -107,7 +125,7 @@ def submissions_sweep(
             outcome=GradingRun.Outcome.RUNNING,
             batch__isnull=True,
         ).exists()
-        if _abandon(submission, now, give_up=give_up, note=NO_RESULT_NOTE if alive else LOST_NOTE):
+        if _abandon(submission, now, give_up=give_up, why=NO_RESULT if alive else WORKER_GONE):
             (report.given_up if give_up else report.requeued).append(str(submission.pk))
     report.runs = regrade_runs_sweep(now, queued_before=queued_before)
     _log(report)
@@ -136,36 +154,20 @@ def _log(report: SweepReport) -> None:
         )
 
 
-def _abandon(submission: Submission, now: datetime, *, give_up: bool, note: str) -> bool:
-    """Record the attempt as lost (a platform error when its worker is alive but recorded
-    nothing); re-queue the submission or give it up."""
-    outcome, code = (
-        (GradingRun.Outcome.PLATFORM_ERROR, "no_result")
-        if note == NO_RESULT_NOTE
-        else (GradingRun.Outcome.LOST, "lost")
-    )
+def _abandon(submission: Submission, now: datetime, *, give_up: bool, why: Abandoned) -> bool:
+    """Record the attempt as ``why`` says (lost, or a platform error when its worker is alive
+    but recorded nothing); re-queue the submission or give it up. The submission first, then
+    its run, as every transition of a claim."""
     with transaction.atomic():
         moved = (
             lifecycle.give_up(submission, now) if give_up else lifecycle.requeue(submission, now)
         )
         if not moved:
             return False
-        lost = GradingRun.objects.filter(
-            # A re-grade attempt of the same submission is not this claim's run.
-            submission=submission,
-            outcome=GradingRun.Outcome.RUNNING,
-            batch__isnull=True,
-        ).update(outcome=outcome, finished_at=now, error_code=code, log=note)
-        if not lost:  # the worker died before it could open its run
-            GradingRun.objects.create(
-                submission=submission,
-                attempt=submission.attempts,
-                started_at=submission.started_at or now,
-                finished_at=now,
-                outcome=outcome,
-                error_code=code,
-                log=note,
-            )
+        recorded = {"error_code": why.error_code, "log": why.note}
+        if not lifecycle.run_abandon(submission, why.outcome, now, **recorded):
+            # The worker died before it could open its run.
+            lifecycle.run_lost_unopened(submission, why.outcome, now, **recorded)
         if give_up:
             doorbell.after_commit(
                 submission_notify, submission, what=f"emailing that {submission.pk} gave up"
@@ -213,10 +215,11 @@ def regrade_runs_sweep(now: datetime, *, queued_before: datetime | None = None) 
         dead = heartbeats.run_holder_dead(run, now)
         if not dead and run.started_at + timedelta(seconds=hard) + grace > now:
             continue
-        log = "\n".join(filter(None, [run.log, DEAD_NOTE if dead else LOST_NOTE]))
+        why = WORKER_DEAD if dead else WORKER_GONE
+        log = "\n".join(filter(None, [run.log, why.note]))
         if run.attempt + 1 >= settings.GRADER_MAX_ATTEMPTS:
-            attempt_close(run, GradingRun.Outcome.LOST, error_code="lost", log=log)
-            report.lost.append(run.pk)
+            if attempt_close(run, why.outcome, error_code=why.error_code, log=log):
+                report.lost.append(run.pk)
             continue
         with transaction.atomic():
             if lifecycle.run_requeue(
@@ -224,7 +227,7 @@ def regrade_runs_sweep(now: datetime, *, queued_before: datetime | None = None) 
                 if_started_at=run.started_at,
                 attempt=run.attempt + 1,
                 started_at=now,
-                error_code="lost",
+                error_code=why.error_code,
                 log=keep_log(log),
             ):
                 _ring(run)

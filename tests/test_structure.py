@@ -241,6 +241,207 @@ def test_every_kind_has_its_module_in_each_layer() -> None:
     assert kind_names() == eval_data.kind_names() == page_names()
 
 
+# --- every state change in the state machine -------------------------------------------------
+
+#: where a submission's status and a run's outcome may change
+STATE_HOME = "submissions/lifecycle.py"
+#: modules that write rows in a finished state without any transition, and why
+STATE_EXEMPT = {
+    "submissions/demo.py": "seed_demo writes invented history (graded uploads whose runs say"
+    " 'seeded'): nothing changes state",
+}
+#: field -> (its model, the related-manager name that reaches it, states a new row may take)
+STATE_FIELDS = {
+    "status": ("Submission", "submissions", {"QUEUED"}),
+    "outcome": ("GradingRun", "runs", {"QUEUED", "RUNNING"}),
+}
+
+
+def state_modules() -> Iterator[Path]:
+    """Every module that can reach the models (``submissions`` and whoever may import it)."""
+    declared = declared_edges()
+
+    def reaches(package: str, target: str) -> bool:
+        return target in declared[package] or any(reaches(o, target) for o in declared[package])
+
+    for package in PACKAGES:
+        if package != "submissions" and not reaches(package, "submissions"):
+            continue  # cannot import the models: an ``outcome`` there is something else
+        for path in python_files(package):
+            relative = path.relative_to(ROOT).as_posix()
+            if "/migrations/" in relative or relative == STATE_HOME or relative in STATE_EXEMPT:
+                continue
+            yield path
+
+
+def _chain(node: ast.expr) -> list[str]:
+    """The names along ``A.b.c(...).d``: ["A", "b", "c", "d"]."""
+    names: list[str] = []
+    while True:
+        if isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Attribute):
+            names.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            names.append(node.id)
+            return names[::-1]
+        else:
+            return names[::-1]
+
+
+def _other_model(field: str, value: ast.expr | None, receiver: list[str] | None = None) -> bool:
+    """True when the write is plainly on another model that has a field of that name: the
+    value is another model's choice (``RegradeBatch.Status.PUBLISHED``), or the query starts
+    at another model (``RegradeBatch.objects``)."""
+    model, related, _initial = STATE_FIELDS[field]
+    if value is not None:
+        names = _chain(value)
+        if len(names) == 3 and names[0][:1].isupper() and names[0] != model:
+            return True
+    if receiver:
+        if related in receiver or receiver[0] == model:
+            return False
+        return receiver[0][:1].isupper() and "objects" in receiver
+    return False
+
+
+def _initial_state(field: str, value: ast.expr) -> bool:
+    """``GradingRun.Outcome.QUEUED``: a new row in a state it may be born in."""
+    model, _related, initial = STATE_FIELDS[field]
+    names = _chain(value)
+    return len(names) == 3 and names[0] == model and names[2] in initial
+
+
+def _assigned(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr | None]]:
+    """(target, value) of an assignment, tuples paired element by element."""
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                yield from zip(target.elts, node.value.elts, strict=False)
+            elif isinstance(target, ast.Tuple):
+                yield from ((elt, None) for elt in target.elts)
+            else:
+                yield target, node.value
+    elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+        yield node.target, node.value
+
+
+def state_writes(source: str) -> Iterator[tuple[int, str]]:
+    """(line, what) of every write of a submission's status or a run's outcome in ``source``."""
+    for node in ast.walk(ast.parse(source)):
+        for target, value in _assigned(node):
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr in STATE_FIELDS
+                and not _other_model(target.attr, value)
+            ):
+                yield node.lineno, f"assigns .{target.attr}"
+        if not isinstance(node, ast.Call):
+            continue
+        func, names = node.func, _chain(node.func)
+        method = names[-1] if names else ""
+        receiver = names[:-1]
+        fields = [kw for kw in node.keywords if kw.arg in STATE_FIELDS]
+        if method == "update" and isinstance(func, ast.Attribute):
+            for kw in fields:
+                assert kw.arg is not None
+                if not _other_model(kw.arg, kw.value, receiver):
+                    yield node.lineno, f"update({kw.arg}=...)"
+            reaches = any(
+                receiver[:1] == [model] or related in receiver
+                for model, related, _ in STATE_FIELDS.values()
+            )
+            if reaches and any(kw.arg is None for kw in node.keywords):
+                yield node.lineno, "update(**...) on a submission or a run: may write its state"
+        elif method == "setattr" and len(node.args) >= 2:
+            name = node.args[1]
+            if not isinstance(name, ast.Constant) or name.value in STATE_FIELDS:
+                yield node.lineno, "setattr(...) of a field that may be the state"
+        elif method in ("bulk_update", "save", "get_or_create", "update_or_create"):
+            for kw in node.keywords:
+                listed = {
+                    elt.value
+                    for elt in getattr(kw.value, "elts", []) + getattr(kw.value, "keys", [])
+                    if isinstance(elt, ast.Constant)
+                }
+                if kw.arg in ("update_fields", "defaults", "create_defaults") and (
+                    listed & set(STATE_FIELDS)
+                ):
+                    yield node.lineno, f"{method}({kw.arg}=...) names the state"
+            if method == "bulk_update" and len(node.args) >= 2:
+                listed = {
+                    e.value
+                    for e in getattr(node.args[1], "elts", [])
+                    if isinstance(e, ast.Constant)
+                }
+                if listed & set(STATE_FIELDS):
+                    yield node.lineno, "bulk_update(...) of the state"
+        else:
+            # Creating a row: a constructor (``GradingRun(...)``) or ``.create(...)``.
+            creates = method == "create" or method in {m for m, _, _ in STATE_FIELDS.values()}
+            for kw in fields if creates else []:
+                assert kw.arg is not None
+                if not _initial_state(kw.arg, kw.value) and not _other_model(
+                    kw.arg, kw.value, receiver if method == "create" else [method]
+                ):
+                    yield node.lineno, f"creates a row with {kw.arg}=... (not its first state)"
+
+
+def test_it_finds_every_kind_of_state_write() -> None:
+    """The check itself: each write below is found, the lines after ``# fine`` are not."""
+    source = """
+run.outcome = GradingRun.Outcome.GRADED
+submission.status, submission.error = Submission.Status.FAILED, "no"
+GradingRun.objects.filter(pk=1).update(outcome=outcome, log=note)
+Submission.objects.filter(pk=1).update(status=Submission.Status.QUEUED)
+submission.runs.filter(outcome="running").update(outcome="lost")
+Submission.objects.filter(pk=1).update(**fields)
+GradingRun.objects.create(submission=s, outcome=GradingRun.Outcome.LOST)
+Submission(id=1, status=Submission.Status.GRADED)
+setattr(submission, "status", value)
+run.save(update_fields=["outcome", "log"])
+# fine
+GradingRun.objects.create(submission=s, attempt=1)
+GradingRun(submission_id=1, outcome=GradingRun.Outcome.QUEUED)
+RegradeBatch.objects.filter(pk=1).update(status=RegradeBatch.Status.PUBLISHED)
+batch.status, batch.note = RegradeBatch.Status.CANCELLED, note
+Submission.objects.filter(pk=1).update(pictures=stored)
+GradingRun.objects.filter(pk=1).update(log=log)
+WorkerHeartbeat.objects.filter(name=name).update(**fields)
+lifecycle.publish(pk, {"status": Submission.Status.GRADED})
+"""
+    found = sorted({line for line, _what in state_writes(source)})
+    fine = source.splitlines().index("# fine") + 1
+
+    assert found == list(range(2, fine))
+
+
+def test_every_state_change_is_a_transition_in_the_lifecycle() -> None:
+    """A submission's status and a run's outcome change only in ``submissions/lifecycle.py``,
+    each change one conditional update that names the state it leaves: anywhere else, a write
+    that does not check the state can undo one that did (a late worker overwriting "lost").
+
+    Creating a row is not a transition, so it may be written elsewhere in the state a row is
+    born in (an upload ``queued``, a run ``running`` or ``queued``), never in a later one.
+    Migrations, tests and benchmarks build data and are not read, nor are the packages that
+    cannot import the models (a sandbox job in ``grader`` has an ``outcome`` of its own);
+    ``STATE_EXEMPT`` says why each module it lists may write rows born finished. A write whose
+    model the code does not show (``queryset.update(status=...)``, ``setattr`` with a computed
+    name) is reported too: name the model in the code, or move the write into the lifecycle.
+    A ``RegradeBatch`` has a status of its own: a batch is not in this machine, and its changes
+    stay with the batch (``submissions/regrade/batches.py``: conditional updates, or the update
+    of a row locked in the state it leaves).
+    """
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {what}"
+        for path in state_modules()
+        for line, what in state_writes(path.read_text())
+    ]
+
+    assert not found
+
+
 # --- the suite's own rules --------------------------------------------------------------------
 
 

@@ -95,8 +95,9 @@ def grade_submission(self: Task, submission_id: str) -> None:
     with heartbeat.job(what):
         outcome = evaluate_submission(grading.submission, worker)
     last_try = self.request.retries >= (self.max_retries or 0)
-    with_db_retry(what, grading_record, grading, outcome, last_try=last_try)
-    if isinstance(outcome.error, PlatformError) and not last_try:
+    recorded = with_db_retry(what, grading_record, grading, outcome, last_try=last_try)
+    # An attempt closed without it (the sweep re-queued the work) has nothing left to retry.
+    if recorded and isinstance(outcome.error, PlatformError) and not last_try:
         raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
 
 
@@ -113,8 +114,8 @@ def regrade_attempt(self: Task, run_id: int) -> None:
     with heartbeat.job(what):
         outcome = evaluate_submission(run.submission, worker, pictures=False)
     last_try = self.request.retries >= (self.max_retries or 0)
-    with_db_retry(what, attempt_record, run, outcome, last_try=last_try)
-    if isinstance(outcome.error, PlatformError) and not last_try:
+    recorded = with_db_retry(what, attempt_record, run, outcome, last_try=last_try)
+    if recorded and isinstance(outcome.error, PlatformError) and not last_try:
         raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
 
 

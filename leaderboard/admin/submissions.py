@@ -62,8 +62,11 @@ class SubmissionAdmin(ScopedAdmin):
     search_fields = ["id", "enrollment__handle", "enrollment__user__username", "sha256"]
     date_hierarchy = "created_at"
     inlines = [GradingRunInline]
+    # The status changes only through submissions.lifecycle (which refreshes the standing and
+    # knows which attempt holds the claim), never by hand: a re-grade is the way to change it.
     readonly_fields = [
         "id",
+        "status",
         "enrollment",
         "challenge",
         "file",
@@ -119,6 +122,9 @@ class GradingRunAdmin(ScopedAdmin):
     list_select_related = ["submission__challenge", "submission__enrollment"]
     search_fields = ["submission__id", "submission__enrollment__handle", "worker_host"]
     raw_id_fields = ["submission"]
+    # A run's outcome is the record of what happened: it changes only through
+    # submissions.lifecycle, never by hand.
+    readonly_fields = ["outcome"]
 
 
 @admin.register(ApiToken)

@@ -152,7 +152,7 @@ def _storage_failed(request: HttpRequest, challenge: Challenge, exc: UploadRefus
         request,
         "leaderboard/student/upload_failed.html",
         {"challenge": challenge, "course": challenge.semester.course, "message": exc.message},
-        status=exc.status,
+        status=exc.http_status,
     )
     if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)

@@ -15,7 +15,14 @@ from grader.errors import GradingError, PlatformError
 from submissions import heartbeats, lifecycle
 from submissions.models import GradingRun
 from submissions.regrade.batches import regrade_batch_complete
-from submissions.results import GradingOutcome, Worker, evaluation_outcome, keep_log
+from submissions.results import (
+    GradingOutcome,
+    RunEnd,
+    Worker,
+    evaluation_outcome,
+    keep_log,
+    run_note_late,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,49 +57,64 @@ def _takeover(run_id: int, worker: Worker) -> GradingRun | None:
     return taken
 
 
-def attempt_close(run: GradingRun, outcome: str, **fields: Any) -> None:
-    """End a running attempt (or put it back in the queue) and let the batch complete."""
+def attempt_close(run: GradingRun, outcome: str, **fields: Any) -> bool:
+    """End a running attempt (or put it back in the queue) and let the batch complete; False
+    if ``run.attempt`` no longer runs (recorded lost, re-queued or taken over meanwhile)."""
     assert run.batch_id is not None
     if "log" in fields:
         fields["log"] = keep_log(fields["log"])
     with transaction.atomic():
         if outcome == GradingRun.Outcome.QUEUED:
-            lifecycle.run_requeue(run, **fields)
-            return
-        lifecycle.run_close(run, outcome, **fields)
-        regrade_batch_complete(run.batch_id)
+            return lifecycle.run_requeue(run, **fields)
+        closed = lifecycle.run_close(run, outcome, **fields)
+        if closed:
+            regrade_batch_complete(run.batch_id)
+    return closed
 
 
-def attempt_record(run: GradingRun, outcome: GradingOutcome, *, last_try: bool) -> None:
+def attempt_record(run: GradingRun, outcome: GradingOutcome, *, last_try: bool) -> bool:
     """Record an attempt's outcome on its run only; the submission keeps its result until the
-    batch is published. A platform error goes back to the queue unless this was the last try."""
+    batch is published. A platform error goes back to the queue unless this was the last try.
+
+    A worker that finishes after its attempt was closed without it (the sweep recorded it lost
+    or re-queued it for another worker, a re-delivered message took it over) changes nothing:
+    what it found goes to the run's staff log only. Returns whether the run took the outcome.
+    """
     known = {"runner": outcome.runner[:32], "dataset_hash": outcome.dataset_hash}
     error = outcome.error
     if isinstance(error, GradingError):
-        attempt_close(
-            run,
+        end = RunEnd(
             GradingRun.Outcome.REJECTED,
-            error_code=error.code[:64],
-            error=error.message,
-            log=error.detail,
-            **known,
+            {"error_code": error.code[:64], "error": error.message, "log": error.detail},
         )
     elif outcome.evaluation is None or error is not None:
         if not isinstance(error, PlatformError):
             error = PlatformError("internal", "no result and no error from grading")
         log = "\n".join(filter(None, [error.message, error.detail]))
-        ended = GradingRun.Outcome.PLATFORM_ERROR if last_try else GradingRun.Outcome.QUEUED
-        attempt_close(run, ended, error_code=error.code[:64], log=log, **known)
+        end = RunEnd(GradingRun.Outcome.PLATFORM_ERROR, {"error_code": error.code[:64], "log": log})
     else:
         evaluation = outcome.evaluation
         score, passed, metrics = evaluation_outcome(evaluation)
-        attempt_close(
-            run,
+        end = RunEnd(
             GradingRun.Outcome.GRADED,
-            score=score,
-            passed=passed,
-            metrics=metrics,
-            grader_version=evaluation.grader_version,
-            log=evaluation.log,
-            **known,
+            {
+                "score": score,
+                "passed": passed,
+                "metrics": metrics,
+                "grader_version": evaluation.grader_version,
+                "log": evaluation.log,
+            },
         )
+    # A platform error before the last try goes back to the queue for the task's retry.
+    retry = end.outcome == GradingRun.Outcome.PLATFORM_ERROR and not last_try
+    written = GradingRun.Outcome.QUEUED if retry else end.outcome
+    if attempt_close(run, written, **known, **end.fields):
+        return True
+    if not run_note_late(run, end, written=written):
+        return True  # an earlier try of this write committed it (``with_db_retry``)
+    logger.warning(
+        "re-grade run %s: attempt %d no longer runs; its outcome is only noted in its log",
+        run.pk,
+        run.attempt,
+    )
+    return False

@@ -54,6 +54,21 @@ def test_it_shows_a_submission_with_its_runs(client, staff, enrollment, challeng
     assert "gpu-host-7" in page and "a line for staff" in page
 
 
+def test_it_offers_no_hand_edit_of_a_status_or_an_outcome(client, staff, enrollment, challenge):
+    """They change only through the state machine, which refreshes the standing and knows
+    which attempt holds a claim."""
+    submission = graded(enrollment, challenge, 150.0)
+    run = GradingRun.objects.create(submission=submission, attempt=1, outcome="graded")
+    client.force_login(staff)
+
+    submission_page = client.get(f"/admin/submissions/submission/{submission.pk}/change/")
+    run_page = client.get(f"/admin/submissions/gradingrun/{run.pk}/change/")
+
+    assert (submission_page.status_code, run_page.status_code) == (200, 200)
+    assert 'name="status"' not in submission_page.content.decode()
+    assert 'name="outcome"' not in run_page.content.decode()
+
+
 def test_it_loads_every_changelist(client, staff, enrollment, challenge):
     run = GradingRun.objects.create(
         submission=make_submission(enrollment, challenge), attempt=1, worker_host="host-a"

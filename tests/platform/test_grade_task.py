@@ -11,6 +11,7 @@ from django.core import mail
 from grader.errors import PlatformError
 from submissions.lifecycle import GAVE_UP_MESSAGE
 from submissions.models import GradingRun, Submission
+from submissions.sweep import submissions_sweep
 from tests.platform.conftest import make_submission
 from worker import grading, tasks
 from worker.tasks import grade_submission
@@ -109,6 +110,31 @@ def test_it_requeues_on_a_platform_error_without_counting_it(submit, monkeypatch
     assert run.outcome == GradingRun.Outcome.PLATFORM_ERROR
     assert run.error_code == "sandbox_unavailable"
     assert "bwrap: not found" in run.log
+
+
+class StalledHost:
+    """A host that stalls long enough for the sweep to take the work back, then fails."""
+
+    name = "stalled"
+
+    def predict(self, *args, **kwargs):
+        # No heartbeat row names this test's worker: to the sweep it is dead.
+        submissions_sweep()
+        raise PlatformError("sandbox_failed", "the sandbox stopped", "killed")
+
+
+def test_it_neither_records_nor_retries_an_attempt_the_sweep_took_back(submit, monkeypatch):
+    monkeypatch.setattr(grading, "get_runner", lambda: StalledHost())
+    submission = submit()
+
+    grade_submission.run(str(submission.pk))  # no retry: the sweep queued the work again
+
+    submission.refresh_from_db()
+    assert (submission.status, submission.attempts) == (Submission.Status.QUEUED, 1)
+    run = submission.runs.get()
+    assert (run.outcome, run.error_code) == (GradingRun.Outcome.LOST, "lost")
+    assert "a late result arrived" in run.log
+    assert "platform error (retried): sandbox_failed — not counted" in run.log
 
 
 def test_it_gives_up_after_the_last_retry_without_counting_it(

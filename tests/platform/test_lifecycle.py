@@ -1,5 +1,6 @@
-"""The state machine of a submission and of a re-grade attempt, as tables of allowed and refused
-transitions: each transition is a conditional update that names the state it leaves."""
+"""The state machine of a submission, of its grading runs and of a re-grade attempt, as tables
+of allowed and refused transitions: each transition is a conditional update that names the state
+it leaves (and the attempt that holds the claim)."""
 
 from __future__ import annotations
 
@@ -176,6 +177,86 @@ def test_finishing_refreshes_the_standing(enrollment, challenge):
     assert (standing.best_id, standing.score, standing.passed) == (submission.pk, 150.0, True)
 
 
+# --- a submission's own grading run ----------------------------------------------------------
+
+
+def _own_close(r: GradingRun) -> bool:
+    return lifecycle.run_close(r, O.GRADED, score=1.0)
+
+
+def _own_close_lost(r: GradingRun) -> bool:
+    """A re-delivered message took the claim over from a dead holder."""
+    return lifecycle.run_close(r, O.LOST, error_code="lost")
+
+
+def _own_close_earlier(r: GradingRun) -> bool:
+    """A worker that believes it still holds an earlier attempt."""
+    r.attempt -= 1
+    return lifecycle.run_close(r, O.GRADED, score=1.0)
+
+
+def _abandon_lost(r: GradingRun) -> bool:
+    return lifecycle.run_abandon(r.submission, O.LOST, timezone.now(), error_code="lost")
+
+
+def _abandon_no_result(r: GradingRun) -> bool:
+    return lifecycle.run_abandon(r.submission, O.PLATFORM_ERROR, timezone.now())
+
+
+def _abandon_earlier(r: GradingRun) -> bool:
+    """The sweep read the submission before another attempt claimed it."""
+    r.submission.attempts -= 1
+    return lifecycle.run_abandon(r.submission, O.LOST, timezone.now())
+
+
+OWN_RUN_TRANSITIONS: dict[str, Callable[[GradingRun], bool]] = {
+    "close": _own_close,
+    "close lost": _own_close_lost,
+    "close as an earlier attempt": _own_close_earlier,
+    "abandon lost": _abandon_lost,
+    "abandon no result": _abandon_no_result,
+    "abandon an earlier attempt": _abandon_earlier,
+}
+
+OWN_RUN_ALLOWED = {
+    ("close", O.RUNNING): O.GRADED,
+    ("close lost", O.RUNNING): O.LOST,
+    ("abandon lost", O.RUNNING): O.LOST,
+    ("abandon no result", O.RUNNING): O.PLATFORM_ERROR,
+}
+
+
+@pytest.mark.parametrize("outcome", list(O))
+@pytest.mark.parametrize("transition", list(OWN_RUN_TRANSITIONS))
+def test_it_allows_exactly_the_listed_run_transitions(enrollment, challenge, transition, outcome):
+    submission = make_submission(
+        enrollment, challenge, status=S.RUNNING, attempts=2, started_at=timezone.now()
+    )
+    run = GradingRun.objects.create(submission=submission, attempt=2, outcome=outcome)
+    finished_at = run.finished_at
+
+    happened = OWN_RUN_TRANSITIONS[transition](run)
+
+    expected = OWN_RUN_ALLOWED.get((transition, outcome))
+    assert happened is (expected is not None)
+    run.refresh_from_db()
+    assert run.outcome == (expected or outcome)
+    assert (run.finished_at is not None) if expected else run.finished_at == finished_at
+
+
+def test_the_sweep_abandons_no_regrade_attempt_of_the_submission(enrollment, challenge):
+    submission = in_state(enrollment, challenge, S.RUNNING)
+    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
+    attempt = GradingRun.objects.create(
+        submission=submission, batch=batch, attempt=1, outcome=O.RUNNING
+    )
+
+    assert not lifecycle.run_abandon(submission, O.LOST, timezone.now())
+
+    attempt.refresh_from_db()
+    assert attempt.outcome == O.RUNNING
+
+
 # --- a re-grade attempt -----------------------------------------------------------------------
 
 
@@ -187,8 +268,20 @@ def _run_close(r: GradingRun) -> bool:
     return lifecycle.run_close(r, O.GRADED, score=1.0)
 
 
+def _run_close_earlier(r: GradingRun) -> bool:
+    """The worker of an attempt the sweep re-queued, coming back after another took it."""
+    r.attempt -= 1
+    return lifecycle.run_close(r, O.GRADED, score=1.0)
+
+
 def _run_requeue(r: GradingRun) -> bool:
     return lifecycle.run_requeue(r, attempt=r.attempt + 1)
+
+
+def _run_requeue_earlier(r: GradingRun) -> bool:
+    """The task's retry of an attempt the sweep re-queued and another worker took since."""
+    r.attempt -= 1
+    return lifecycle.run_requeue(r)
 
 
 def _run_resend(r: GradingRun) -> bool:
@@ -211,7 +304,9 @@ def _runs_cancel(r: GradingRun) -> bool:
 RUN_TRANSITIONS: dict[str, Callable[[GradingRun], bool]] = {
     "claim": _run_claim,
     "close": _run_close,
+    "close as an earlier attempt": _run_close_earlier,
     "requeue": _run_requeue,
+    "requeue as an earlier attempt": _run_requeue_earlier,
     "resend": _run_resend,
     "takeover": _run_takeover,
     "mark unsent": _run_mark_unsent,
@@ -229,7 +324,7 @@ RUN_ALLOWED = {
 }
 
 
-@pytest.mark.parametrize("outcome", [O.QUEUED, O.RUNNING, O.GRADED, O.LOST, O.CANCELLED])
+@pytest.mark.parametrize("outcome", list(O))
 @pytest.mark.parametrize("transition", list(RUN_TRANSITIONS))
 def test_it_allows_exactly_the_listed_attempt_transitions(
     enrollment, challenge, transition, outcome
@@ -237,7 +332,7 @@ def test_it_allows_exactly_the_listed_attempt_transitions(
     submission = in_state(enrollment, challenge, S.GRADED)
     batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
     run = GradingRun.objects.create(
-        submission=submission, batch=batch, attempt=0, outcome=outcome, worker_name="dead:1"
+        submission=submission, batch=batch, attempt=1, outcome=outcome, worker_name="dead:1"
     )
 
     happened = RUN_TRANSITIONS[transition](run)
