@@ -59,6 +59,12 @@ def test_it_starts_only_on_a_post(client, staff, oidc_on, method):
     assert getattr(client, method)("/accounts/oidc/link/").status_code == 405
 
 
+def directives(policy: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy header as {directive: sources}, whatever their order."""
+    parts = (directive.split() for directive in policy.split(";"))
+    return {words[0]: words[1:] for words in parts if words}
+
+
 def test_it_sends_anonymous_visitors_to_sign_in(client, db, oidc_on):
     response = client.post("/accounts/oidc/link/")
 
@@ -69,18 +75,20 @@ def test_it_sends_anonymous_visitors_to_sign_in(client, db, oidc_on):
 def test_it_lets_the_link_form_go_to_the_provider_under_the_pages_csp(client, staff, oidc_on):
     client.force_login(staff)
 
-    policy = client.get("/accounts/profile/")["Content-Security-Policy"]
+    response = client.get("/accounts/profile/")
 
-    assert f"form-action 'self' {ISSUER}" in policy
+    assert response.status_code == 200
+    assert directives(response["Content-Security-Policy"])["form-action"] == ["'self'", ISSUER]
 
 
 def test_it_keeps_form_action_to_this_site_when_oidc_is_not_configured(client, staff, settings):
     settings.OIDC_ISSUER = ""
     client.force_login(staff)
 
-    policy = client.get("/accounts/profile/")["Content-Security-Policy"]
+    response = client.get("/accounts/profile/")
 
-    assert "form-action 'self';" in policy
+    assert response.status_code == 200
+    assert directives(response["Content-Security-Policy"])["form-action"] == ["'self'"]
 
 
 def test_it_returns_to_the_profile_when_linking_is_cancelled(client, staff, oidc_on):
