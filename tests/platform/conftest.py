@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -328,3 +328,14 @@ def deliver_emails(sent: list[Any]) -> None:
         assert message.name == SEND_EMAIL
         send_email(*json.loads(json.dumps(message.args)))
     sent.clear()
+
+
+@pytest.fixture
+def fresh_runners() -> Iterator[None]:
+    """The worker's grading runners (a warm sandbox each) are kept per process: a test that
+    grades starts from none and leaves none, since the settings they read change per test."""
+    from worker import grading
+
+    grading._runners.clear()
+    yield
+    grading._runners.clear()

@@ -16,8 +16,10 @@ from django.core import mail
 
 from submissions.models import Submission
 from tests.platform.conftest import DATA_DIR, make_submission
-from worker import grading
 from worker.tasks import grade_submission
+
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
 
 PIXELS = 48
 
@@ -43,13 +45,6 @@ class Model(torch.nn.Module):
         return x.flatten(1)[:, :7]
 """,
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
 
 
 def script(tmp_path: Path, name: str) -> bytes:

@@ -23,9 +23,11 @@ from grader.kinds.segmentation import PADDING
 from submissions.models import Submission
 from submissions.results import picture_name
 from tests.platform.conftest import make_challenge, make_submission
-from worker import grading
 from worker.grading import evaluate_submission, this_worker
 from worker.tasks import grade_submission
+
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
 
 SEG_DIR = "test-semester/segmentation"
 HIDDEN_IMAGES = 3
@@ -77,13 +79,6 @@ def seg_challenge(semester: Semester, settings, seg_root: Path) -> Challenge:
         threshold=0.0,
         max_file_mb=5,
     )
-
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
 
 
 def left_tiles(png: bytes, count: int) -> list[np.ndarray]:

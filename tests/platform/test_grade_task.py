@@ -16,6 +16,9 @@ from tests.platform.conftest import make_submission
 from worker import grading, tasks
 from worker.tasks import grade_submission
 
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
+
 
 @pytest.fixture
 def submit(enrollment, challenge, tiny_models):
@@ -24,13 +27,6 @@ def submit(enrollment, challenge, tiny_models):
         return make_submission(enrollment, challenge, content=content)
 
     return submit
-
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
 
 
 def test_it_grades_a_model_and_records_the_run(

@@ -18,7 +18,6 @@ from submissions.results import submission_notify
 from submissions.standings import challenge_reveal, challenge_rules_changed, standings_check
 from tests.platform.conftest import make_submission, make_user
 from tests.platform.leaks import assert_hidden
-from worker import grading
 from worker.tasks import grade_submission
 
 
@@ -208,13 +207,7 @@ def test_it_recomputes_standings_when_the_split_is_turned_on(challenge, enrollme
 # --- grading with a split, through the real task ----------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
-
-
+@pytest.mark.usefixtures("fresh_runners")
 def test_it_grades_the_whole_set_and_both_parts_in_one_pass(
     split, enrollment, tiny_models, expected_zero_mse, data_root, django_capture_on_commit_callbacks
 ):

@@ -12,15 +12,10 @@ from submissions.doorbell import CHECK_REFERENCE
 from submissions.models import GradingRun
 from submissions.reference import reference_warnings
 from tests.platform.conftest import graded
-from worker import grading
 from worker.tasks import check_reference
 
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ from django.core.management import CommandError, call_command
 from submissions.management.commands import regrade as command
 from submissions.models import GradingRun, RegradeBatch
 from tests.platform.conftest import graded
-from worker import grading
 from worker.tasks import regrade_attempt
 
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
 
 
 def test_it_starts_a_batch_without_waiting(enrollment, challenge):

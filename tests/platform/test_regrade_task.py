@@ -17,12 +17,8 @@ from tests.platform.conftest import DATA_DIR, KEYPOINT_IMAGES, graded
 from worker import grading
 from worker.tasks import regrade_attempt
 
-
-@pytest.fixture(autouse=True)
-def fresh_runners():
-    grading._runners.clear()
-    yield
-    grading._runners.clear()
+# Each test starts its grading runners anew (the settings they read change per test).
+pytestmark = pytest.mark.usefixtures("fresh_runners")
 
 
 @pytest.fixture
