@@ -186,6 +186,14 @@ class RunEnd:
     outcome: GradingRun.Outcome
     fields: dict[str, Any]
 
+    @classmethod
+    def graded(cls, evaluation: Evaluation) -> RunEnd:
+        """A finished evaluation's end: its score, pass flag, stored metrics and log."""
+        score, passed, metrics = evaluation_outcome(evaluation)
+        fields: dict[str, Any] = {"score": score, "passed": passed, "metrics": metrics}
+        fields |= {"grader_version": evaluation.grader_version, "log": evaluation.log}
+        return cls(GradingRun.Outcome.GRADED, fields)
+
     def summary(self) -> str:
         """A line for the staff log: "graded, score 123.4 (passed)",
         "rejected (the model's fault): output_shape"."""
@@ -286,17 +294,8 @@ def run_note_late(run: GradingRun, end: RunEnd, *, written: str = "") -> bool:
 
 
 def _record_result(submission: Submission, evaluation: Evaluation) -> tuple[bool, RunEnd]:
-    score, passed, metrics = evaluation_outcome(evaluation)
-    end = RunEnd(
-        GradingRun.Outcome.GRADED,
-        {
-            "score": score,
-            "passed": passed,
-            "metrics": metrics,
-            "grader_version": evaluation.grader_version,
-            "log": evaluation.log,
-        },
-    )
+    end = RunEnd.graded(evaluation)
+    score, passed, metrics = (end.fields[key] for key in ("score", "passed", "metrics"))
     logger.info(
         "submission %s graded: %s=%s passed=%s (%.1f s)",
         submission.pk,

@@ -19,7 +19,6 @@ from submissions.results import (
     GradingOutcome,
     RunEnd,
     Worker,
-    evaluation_outcome,
     keep_log,
     run_note_late,
 )
@@ -93,18 +92,7 @@ def attempt_record(run: GradingRun, outcome: GradingOutcome, *, last_try: bool) 
         log = "\n".join(filter(None, [error.message, error.detail]))
         end = RunEnd(GradingRun.Outcome.PLATFORM_ERROR, {"error_code": error.code[:64], "log": log})
     else:
-        evaluation = outcome.evaluation
-        score, passed, metrics = evaluation_outcome(evaluation)
-        end = RunEnd(
-            GradingRun.Outcome.GRADED,
-            {
-                "score": score,
-                "passed": passed,
-                "metrics": metrics,
-                "grader_version": evaluation.grader_version,
-                "log": evaluation.log,
-            },
-        )
+        end = RunEnd.graded(outcome.evaluation)
     # A platform error before the last try goes back to the queue for the task's retry.
     retry = end.outcome == GradingRun.Outcome.PLATFORM_ERROR and not last_try
     written = GradingRun.Outcome.QUEUED if retry else end.outcome

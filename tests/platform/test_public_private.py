@@ -17,7 +17,7 @@ from submissions.models import Submission
 from submissions.results import submission_notify
 from submissions.standings import challenge_reveal, challenge_rules_changed, standings_check
 from tests.platform.conftest import make_submission, make_user
-from tests.platform.leaks import assert_hidden
+from tests.platform.leaks import assert_hidden, split_metrics
 from worker.tasks import grade_submission
 
 
@@ -35,8 +35,8 @@ PARTS = [(300.0, 50.0), (200.0, 150.0), (120.0, 250.0)]
 
 def split_graded(enrollment, challenge, public: float, private: float, minutes_ago=60):
     """A result with both parts; the whole set's score is the count-weighted one."""
-    whole_mse = (1 / (2 * public) + 1 / (2 * private)) / 2
-    whole = 1 / (2 * whole_mse)
+    metrics = split_metrics(public, private)
+    whole = metrics["score"]
     return make_submission(
         enrollment,
         challenge,
@@ -44,16 +44,7 @@ def split_graded(enrollment, challenge, public: float, private: float, minutes_a
         status=Submission.Status.GRADED,
         score=whole,
         passed=whole >= challenge.threshold,
-        metrics={
-            "score": whole,
-            "mse": whole_mse,
-            "count": 8,
-            "public": {"score": public, "mse": 1 / (2 * public), "count": 4},
-            "private": {"score": private, "mse": 1 / (2 * private), "count": 4},
-            "public_count": 4,
-            "private_count": 4,
-            "split_seed": "0123456789abcdef",
-        },
+        metrics=metrics,
     )
 
 
