@@ -2,11 +2,13 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
-    """The account life cycle: invitations, password reset and change, single sign-on.
+    """The account life cycle: invitations, password reset and change, single sign-on, and every
+    page under ``/accounts/`` (the profile with its API token included).
 
-    It sits above ``courses`` (an invitation names a semester and a handle) and below the site
-    (README, "Architecture"); ``courses`` never imports it, so roster import with ``--invite``
-    is this app's command, wrapping ``courses.roster``.
+    It sits above ``courses`` (an invitation names a semester and a handle) and ``submissions``
+    (the profile shows the student's API token), and below the site (README, "Architecture");
+    neither imports it, so roster import with ``--invite`` is this app's command, wrapping
+    ``courses.roster``.
     """
 
     name = "accounts"

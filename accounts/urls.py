@@ -1,14 +1,17 @@
-"""Everything under ``/accounts/``: sign-in and out, invitations, password reset and change,
-and single sign-on. A second provider (SAML) would add its own ``saml/`` pair here."""
+"""Everything under ``/accounts/``: sign-in and out, the profile and its API token,
+invitations, password reset and change, and single sign-on. A second provider (SAML) would add
+its own ``saml/`` pair here."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import TemplateView
 
-from accounts import oidc, views
+from accounts import oidc, profile, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
+    path("profile/", profile.profile, name="profile"),
+    path("profile/token/", profile.token_regenerate, name="token_regenerate"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "invite/<uidb64>/<token>/", views.InvitationAcceptView.as_view(), name="invitation_accept"

@@ -43,8 +43,6 @@ student_urls = [
         student.submission_picture,
         name="submission_picture",
     ),
-    path("accounts/profile/", student.profile, name="profile"),
-    path("accounts/profile/token/", student.token_regenerate, name="token_regenerate"),
 ]
 
 # Course staff: site staff, or teaching assistants of the semester (leaderboard.views.staff).

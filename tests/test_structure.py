@@ -469,3 +469,35 @@ def test_a_postgres_test_outside_the_second_pass_is_an_error() -> None:
     ]
 
     assert postgres_tests_outside_the_second_pass(items, ROOT) == ["c"]  # type: ignore[arg-type]
+
+
+# --- who owns which URLs ------------------------------------------------------------------------
+
+
+def routes(patterns: list[object], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(full route, the URLconf module that declares it) of every pattern below ``patterns``."""
+    from django.urls import URLPattern, URLResolver
+
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            name = getattr(entry.urlconf_name, "__name__", str(entry.urlconf_name))
+            for route, module in routes(entry.url_patterns, prefix + str(entry.pattern)):
+                yield route, module if module != "?" else name
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), "?"
+
+
+def test_accounts_own_every_page_under_accounts() -> None:
+    from django.urls import get_resolver
+
+    resolver = get_resolver()
+    owners = {
+        route: module if module != "?" else str(resolver.urlconf_name)
+        for route, module in routes(resolver.url_patterns)
+    }
+    elsewhere = {
+        r: m for r, m in owners.items() if r.startswith("accounts/") and m != "accounts.urls"
+    }
+
+    assert "accounts/profile/" in owners
+    assert not elsewhere

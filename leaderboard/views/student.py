@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -17,17 +16,15 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.oidc import oidc_configured, oidc_form_action, oidc_identity
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
 from courses.formatting import format_figure, format_score
 from courses.models import Challenge, Enrollment, Semester
 from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
 from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
-from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
+from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.policies import (
     PolicyRefused,
     final_results_at,
@@ -345,45 +342,3 @@ def submission_picture(request: HttpRequest, pk: UUID, name: str) -> FileRespons
     response = FileResponse(stream, content_type="image/png")
     patch_cache_control(response, private=True, max_age=300)
     return response
-
-
-# --- the profile ------------------------------------------------------------------------------
-
-
-def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
-    token = ApiToken.objects.filter(user=request.user).select_related("user").first()
-    enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
-    response = render(
-        request,
-        "leaderboard/student/profile.html",
-        {
-            "token": token,
-            "token_revoked": token is not None and token.revoked(),
-            "new_key": new_key,
-            "enrollments": enrollments,
-            "api_root": request.build_absolute_uri("/api/"),
-            "oidc_provider_name": settings.OIDC_PROVIDER_NAME if oidc_configured() else "",
-            "oidc_identity": oidc_identity(request.user),
-        },
-    )
-    # The "Link my university account" form redirects to the provider.
-    if form_action := oidc_form_action():
-        response._csp_update = {"form-action": ["'self'", *form_action]}  # type: ignore[attr-defined]
-    return response
-
-
-# The profile is never cached (no-store): it is a signed-in page, and the answer that makes a
-# token carries the key itself.
-@never_cache
-@login_required
-def profile(request: AuthedRequest) -> HttpResponse:
-    return _profile_page(request)
-
-
-@never_cache
-@require_POST
-@login_required
-def token_regenerate(request: AuthedRequest) -> HttpResponse:
-    # The key is shown in this answer and nowhere else: not redirected through the session
-    # (stored in the database), and only its digest is kept. Reloading makes another one.
-    return _profile_page(request, new_key=ApiToken.issue(request.user))
