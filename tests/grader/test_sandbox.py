@@ -354,6 +354,7 @@ def test_a_failing_self_test_fails_closed(monkeypatch):
     assert caught.value.code == "sandbox_unavailable"
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_restarts_a_dead_zygote_and_blames_the_host_for_the_lost_job(runner, tmp_path):
     path = attacks.course_zip(tmp_path / "slow.zip", "import time\ntime.sleep(30)")
     fmt, data = prepare_upload(path, allowed_formats=(formats.COURSE_ZIP,), max_bytes=50 * MB)

@@ -363,6 +363,7 @@ def test_sockets_are_refused(host, runner):
     assert_contained(outcome, host)
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_a_fork_bomb_dies_with_its_job(host, runner):
     body = """
         import os, time

@@ -58,6 +58,7 @@ def test_it_answers_201_and_marks_the_upload_for_the_sweep_when_the_broker_is_do
     assert not down.unsent
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_starts_a_whole_regrade_when_the_broker_is_down_and_marks_every_attempt(
     transactional_db, broker, enrollment, semester, challenge
 ):

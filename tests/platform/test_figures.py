@@ -94,6 +94,7 @@ def as_pixels(inputs: np.ndarray) -> list[np.ndarray]:
     return [np.rint(x * 255).clip(0, 255).astype(np.uint8).transpose(1, 2, 0) for x in inputs]
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_draws_masks_on_the_public_samples_after_grading(
     enrollment, seg_challenge, seg_model, seg_root, django_capture_on_commit_callbacks
 ):
@@ -142,6 +143,7 @@ def test_it_draws_nothing_without_a_public_folder(
     assert not default_storage.exists(picture_name(submission, "samples"))
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_never_fails_the_grade_when_the_picture_fails(
     enrollment, seg_challenge, seg_model, seg_root, monkeypatch, caplog
 ):
@@ -187,6 +189,7 @@ def test_it_seeds_public_samples_beside_the_demo_hidden_set(semester, settings, 
     assert len(said) == 1
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_records_the_grade_and_draws_the_picture_when_the_mail_server_is_down(
     transactional_db, enrollment, seg_challenge, seg_model, seg_root, settings, caplog
 ):

@@ -63,6 +63,7 @@ def board(challenge):
     return [(row.handle, row.score, row.passed) for row in leaderboard_build(challenge).rows]
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_publishes_only_when_the_last_attempt_finishes(
     two, challenge, staff, expected_zero_mse, django_capture_on_commit_callbacks
 ):
@@ -112,6 +113,7 @@ def test_it_does_nothing_for_a_redelivered_message(two, challenge, staff):
     assert GradingRun.objects.get(pk=run.pk).finished_at == finished
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_never_publishes_a_dry_run(two, challenge, staff):
     batch = regrade_batch_start(challenge, staff, "what if", dry_run=True)
 
@@ -123,6 +125,7 @@ def test_it_never_publishes_a_dry_run(two, challenge, staff):
     assert len(regrade_batch_report(batch)) == 2
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_reports_what_changed_after_the_hidden_data_is_swapped(
     two, challenge, staff, enrollment, tiny_models, hidden
 ):
@@ -146,6 +149,7 @@ def test_it_reports_what_changed_after_the_hidden_data_is_swapped(
         assert change.username == submission.enrollment.user.username
 
 
+@pytest.mark.slow  # over four seconds: grades through the sandbox
 def test_it_scores_the_same_file_on_the_same_data_bit_identically(two, challenge, staff):
     first = regrade_batch_start(challenge, staff, "once")
     run_all(first)
