@@ -178,6 +178,7 @@ def test_staff_confirm_an_early_reveal_that_names_who_may_still_upload(
     assert asked.status_code == 200
     page = asked.content.decode()
     assert "Reveal final results early?" in page
+    assert 'value="Yes, reveal final results now"' in page and 'name="post" value="yes"' in page
     assert mine.handle in page and "student" in page
     assert other.handle not in page  # their window has closed
     challenge.refresh_from_db()
