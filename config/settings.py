@@ -547,14 +547,9 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE_FILENAME = str(
     env_path("CELERY_BEAT_SCHEDULE_FILENAME", VAR_DIR / "celerybeat-schedule")
 )
-CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-submissions": {
-        "task": "worker.tasks.sweep_stuck",
-        "schedule": float(GRADER_SWEEP_EVERY_SECONDS),
-        # While no worker runs, sweeps would pile up in the queue: one fresh sweep is enough.
-        "options": {"expires": float(GRADER_SWEEP_EVERY_SECONDS)},
-    },
-}
+# Nothing periodic goes through the queues: beat runs the sweep itself (worker.housekeeping),
+# since a sweep sent as a task would wait behind the gradings of a backlog.
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
 
 # --- logging ----------------------------------------------------------------------------------
 

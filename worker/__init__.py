@@ -1,4 +1,5 @@
-"""Celery workers: the grading and re-grade tasks, the sweep, and the demo's process runner.
+"""Celery workers: the grading and re-grade tasks, the sweep (which beat runs itself,
+``worker.housekeeping``), and the demo's process runner.
 
 ``celery -A worker worker`` finds the project's Celery app here (it lives in ``config.celery``).
 """
@@ -10,6 +11,7 @@ from celery import bootsteps
 
 from config.celery import app
 from submissions.doorbell import SWEEP_STUCK
+from worker import housekeeping  # noqa: F401  (beat's sweep starts with beat)
 
 
 class SweepOnConnect(bootsteps.StartStopStep):

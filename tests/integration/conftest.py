@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from courses.models import Challenge, Enrollment, Semester
 from submissions.models import Submission
+from tests.brokers import RedisServer, app_sending_to, filesystem_options
 from tests.services import require_postgres, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,19 +119,13 @@ def spawn_worker(env: dict[str, str], hostname: str, args: tuple[str, ...] = ())
     return Worker(proc)
 
 
-def start_worker(
-    shared_dirs: dict[str, Path],
-    *,
-    hostname: str = "integration@%h",
-    env: dict[str, str] | None = None,
-    args: tuple[str, ...] = (),
-) -> Worker:
-    """A Celery worker process against the test database, ready to take work."""
+def process_env(shared_dirs: dict[str, Path], env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker or beat process against the test database and broker."""
     if connection.vendor == "postgresql":
         require_postgres()
     if settings.CELERY_BROKER_URL.startswith("redis://"):
         require_redis()
-    full_env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url(),
@@ -143,7 +138,33 @@ def start_worker(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    worker = spawn_worker(full_env, hostname, args)
+
+
+def start_beat(
+    shared_dirs: dict[str, Path], tmp: Path, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """``celery -A worker beat`` against the test database and ``env``'s broker."""
+    schedule = f"--schedule={tmp / 'beat-schedule'}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO", schedule],
+        cwd=ROOT,
+        env=process_env(shared_dirs, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def start_worker(
+    shared_dirs: dict[str, Path],
+    *,
+    hostname: str = "integration@%h",
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Worker:
+    """A Celery worker process against the test database, ready to take work."""
+    worker = spawn_worker(process_env(shared_dirs, env), hostname, args)
     if not worker.ready.wait(WORKER_READY_SECONDS):
         worker.proc.kill()
         pytest.fail(f"the Celery worker did not start:\n{worker.log()}")
@@ -234,3 +255,32 @@ def wait_until_done(submission_id: Any, worker: Worker) -> Submission:
             return submission
         time.sleep(0.2)
     pytest.fail(f"submission {submission_id} was not graded in time; worker log:\n{worker.log()}")
+
+
+# --- a broker of a test's own ---------------------------------------------------------------
+
+
+class PrivateBroker:
+    def __init__(self, url: str, env: dict[str, str], options: dict[str, Any]) -> None:
+        self.url, self.env, self.options = url, env, options
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBroker]:
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        server = RedisServer(tmp_path)
+        server.start()
+        broker = PrivateBroker(server.url, {"CELERY_BROKER_URL": server.url}, {})
+        with app_sending_to(monkeypatch, broker.url, broker.options):
+            yield broker
+        server.stop()
+        return
+    folder = tmp_path / "broker"
+    options = filesystem_options(folder)
+    broker = PrivateBroker(
+        "filesystem://",
+        {"CELERY_BROKER_URL": "filesystem://", "CELERY_BROKER_DIR": str(folder)},
+        options,
+    )
+    with app_sending_to(monkeypatch, broker.url, options):
+        yield broker

@@ -12,12 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -25,8 +22,13 @@ from django.urls import reverse
 from courses.models import Challenge
 from submissions.models import GradingRun, RegradeBatch, Submission, WorkerHeartbeat
 from submissions.regrade import regrade_batch_start
-from tests.brokers import RedisServer, app_sending_to, filesystem_options
-from tests.integration.conftest import Worker, start_worker, stop_worker, wait_until_done
+from tests.integration.conftest import (
+    PrivateBroker,
+    Worker,
+    start_worker,
+    stop_worker,
+    wait_until_done,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,32 +43,6 @@ FAST = {
     "GRADER_WORKER_DEAD_SECONDS": "3",
     "GRADER_SWEEP_EVERY_SECONDS": "1",
 }
-
-
-class PrivateBroker:
-    def __init__(self, url: str, env: dict[str, str], options: dict[str, Any]) -> None:
-        self.url, self.env, self.options = url, env, options
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBroker]:
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
-        server = RedisServer(tmp_path)
-        server.start()
-        broker = PrivateBroker(server.url, {"CELERY_BROKER_URL": server.url}, {})
-        with app_sending_to(monkeypatch, broker.url, broker.options):
-            yield broker
-        server.stop()
-        return
-    folder = tmp_path / "broker"
-    options = filesystem_options(folder)
-    broker = PrivateBroker(
-        "filesystem://",
-        {"CELERY_BROKER_URL": "filesystem://", "CELERY_BROKER_DIR": str(folder)},
-        options,
-    )
-    with app_sending_to(monkeypatch, broker.url, options):
-        yield broker
 
 
 def worker_for(shared_dirs: dict[str, Path], broker: PrivateBroker, name: str, tmp: Path) -> Worker:

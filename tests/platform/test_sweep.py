@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from submissions.results import Worker, grading_open
 from submissions.services import grading_time_limits
 from submissions.sweep import submissions_sweep
 from tests.platform.conftest import make_submission
+from worker import housekeeping
 from worker.tasks import sweep_stuck
 
 
@@ -110,12 +112,23 @@ def test_it_gives_up_after_too_many_attempts_without_counting(
     assert stuck.counts_for_quota is False
 
 
-def test_it_runs_as_a_periodic_task(enrollment, challenge, long_ago, settings):
-    make_submission(enrollment, challenge, created_at=long_ago)
+def test_it_runs_in_beat_not_through_the_queues(
+    enrollment, challenge, long_ago, settings, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Beat's own thread sweeps (``worker.housekeeping``); nothing periodic is queued, where it
+    would wait behind a backlog of gradings (tests/integration/test_housekeeping.py runs it in a
+    real beat process)."""
+    # The test's database lives in this one connection, which beat's thread would recycle.
+    monkeypatch.setattr(housekeeping, "close_old_connections", lambda: None)
+    queued = make_submission(enrollment, challenge, created_at=long_ago)
+    once = threading.Event()
+    once.set()  # one sweep, then stop
 
-    assert len(sweep_stuck.run()["resent"]) == 1
-    schedule = settings.CELERY_BEAT_SCHEDULE["sweep-stuck-submissions"]
-    assert schedule["task"] == sweep_stuck.name
+    with django_capture_on_commit_callbacks(execute=True):
+        housekeeping.sweep_forever(60.0, once)
+
+    assert [(m.name, m.args) for m in sent] == [(GRADE_SUBMISSION, [str(queued.pk)])]
+    assert settings.CELERY_BEAT_SCHEDULE == {}
 
 
 def test_it_sends_again_everything_queued_before_a_worker_connected(

@@ -1,0 +1,76 @@
+"""Housekeeping never waits behind grading: with the grading queue backed up and no worker free
+to take anything, beat still sweeps, so a grading whose worker died is recorded lost and queued
+again within seconds. A sweep sent as a task used to wait (and expire) behind the backlog."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from courses.models import Challenge
+from submissions.models import GradingRun, Submission, WorkerHeartbeat
+from submissions.services import submission_enqueue
+from tests.integration.conftest import PrivateBroker, start_beat
+from tests.platform.conftest import make_submission
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+#: uploads waiting in the grading queue
+BACKLOG = 40
+FAST = {
+    "GRADER_SWEEP_EVERY_SECONDS": "1",
+    "GRADER_WORKER_DEAD_SECONDS": "3",
+}
+#: the sweep runs every second: a few seconds for beat to start, then one sweep
+RECOVERED_WITHIN_SECONDS = 30
+
+
+def test_beat_sweeps_while_the_grading_queue_is_backed_up(
+    shared_dirs: dict[str, Path],
+    private_broker: PrivateBroker,
+    keypoints: Challenge,
+    student: User,
+    tmp_path: Path,
+) -> None:
+    enrollment = student.enrollments.get()
+    # The backlog: uploads whose messages wait in the grading queue; every worker is busy.
+    for _ in range(BACKLOG):
+        submission_enqueue(make_submission(enrollment, keypoints))
+    # A grading whose worker died: its heartbeat stopped minutes ago.
+    dead = WorkerHeartbeat.objects.create(
+        name="gone@host:1", beat_at=timezone.now() - timedelta(minutes=5)
+    )
+    stuck = make_submission(enrollment, keypoints, status=Submission.Status.RUNNING, attempts=1)
+    run = GradingRun.objects.create(
+        submission=stuck, attempt=1, outcome=GradingRun.Outcome.RUNNING, worker_name=dead.name
+    )
+
+    beat = start_beat(shared_dirs, tmp_path, {**FAST, **private_broker.env})
+    try:
+        deadline = time.monotonic() + RECOVERED_WITHIN_SECONDS
+        while time.monotonic() < deadline:
+            stuck.refresh_from_db()
+            if stuck.status == Submission.Status.QUEUED:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        log, _ = beat.communicate(timeout=30)
+
+    assert stuck.status == Submission.Status.QUEUED, log
+    run.refresh_from_db()
+    assert run.outcome == GradingRun.Outcome.LOST
+    # Nothing of the backlog moved: only the sweep ran.
+    waiting = Submission.objects.filter(status=Submission.Status.QUEUED).exclude(pk=stuck.pk)
+    assert waiting.count() == BACKLOG
