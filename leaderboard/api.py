@@ -44,8 +44,8 @@ HEADLINE_KEYS = sorted(
 )
 
 
-def error(status: int, code: str, message: str) -> JsonResponse:
-    response = JsonResponse({"error": message, "code": code}, status=status)
+def error(status: int, code: str, message: str, **more: str) -> JsonResponse:
+    response = JsonResponse({"error": message, "code": code, **more}, status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Token realm="api"'
     return response
@@ -160,12 +160,8 @@ def submission_create_view(request: AuthedRequest, slug: str) -> HttpResponse:
     try:
         submission = upload_submit(form)
     except UploadRefused as exc:
-        response = error(exc.http_status, exc.code, exc.message)
-        if exc.reason:
-            response = JsonResponse(
-                {"error": exc.message, "code": exc.code, "reason": exc.reason},
-                status=exc.http_status,
-            )
+        reason = {"reason": exc.reason} if exc.reason else {}
+        response = error(exc.http_status, exc.code, exc.message, **reason)
         if exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)
         return response

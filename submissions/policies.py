@@ -10,6 +10,7 @@ This module answers "may this student upload or select now, until when, and what
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,18 +204,39 @@ def final_results_at(challenge: Challenge) -> datetime | None:
         return None
     if challenge.semester.closed:
         return challenge.deadline
+    return _last_close(challenge)
+
+
+def _last_close(challenge: Challenge) -> datetime:
     return max([challenge.deadline, *windows_closing(challenge).values()])
 
 
 def _latest_possible_close(challenge: Challenge) -> datetime:
     """An upper bound of ``final_results_at`` in one query: the latest extension plus the most
-    late days the challenge allows."""
+    late days the challenge allows anyone (a student who has spent none)."""
     extended = Extension.objects.filter(challenge=challenge).aggregate(latest=Max("deadline"))
     latest = max(challenge.deadline, extended["latest"] or challenge.deadline)
-    cap = challenge.semester.late_days
-    if challenge.late_days_allowed is not None:
-        cap = min(cap, challenge.late_days_allowed)
-    return latest + cap * DAY
+    return latest + late_limit(challenge, here=0, total=0) * DAY
+
+
+def _staff_revealed(challenge: Challenge, at: datetime) -> bool:
+    return challenge.revealed_at is not None and challenge.revealed_at <= at
+
+
+def _no_window_can_be_open(challenge: Challenge, at: datetime) -> bool:
+    """The cheap answer: the semester is closed, or ``at`` is past the latest close anyone
+    could reach (no query before the deadline, one after it)."""
+    if challenge.semester.closed:
+        return True
+    return at >= challenge.deadline and at >= _latest_possible_close(challenge)
+
+
+def _every_window_closed(challenge: Challenge, at: datetime) -> bool:
+    """Whether nobody may upload to ``challenge`` any more: five more queries only between the
+    deadline and the latest close anyone could reach."""
+    if _no_window_can_be_open(challenge, at):
+        return True
+    return at >= challenge.deadline and at >= _last_close(challenge)
 
 
 def results_revealed(challenge: Challenge, at: datetime | None = None) -> bool:
@@ -222,14 +244,26 @@ def results_revealed(challenge: Challenge, at: datetime | None = None) -> bool:
     last personal window has closed. No query before the deadline; one for most of the time
     after the last window closed."""
     at = at or timezone.now()
-    if challenge.revealed_at is not None and challenge.revealed_at <= at:
+    if _staff_revealed(challenge, at):
         return True
-    if challenge.hold_results or at < challenge.deadline:
-        return False
-    if challenge.semester.closed or at >= _latest_possible_close(challenge):
+    return not challenge.hold_results and _every_window_closed(challenge, at)
+
+
+def _revealed_for(
+    challenge: Challenge, at: datetime | None, enrollment_of: Callable[[], Enrollment | None]
+) -> bool:
+    """The one rule behind ``results_revealed_for`` and its callers: the class's phase, and
+    after an early reveal by staff the student's own window; ``enrollment_of`` is called (a
+    query, often) only then."""
+    at = at or timezone.now()
+    if not _staff_revealed(challenge, at):
+        return not challenge.hold_results and _every_window_closed(challenge, at)
+    if _no_window_can_be_open(challenge, at):
         return True
-    final = final_results_at(challenge)
-    return final is not None and at >= final
+    enrollment = enrollment_of()
+    if enrollment is None or enrollment.role != Enrollment.Role.STUDENT:
+        return True
+    return window_for(enrollment, challenge, at).closes_at <= at
 
 
 def results_revealed_for(
@@ -238,28 +272,21 @@ def results_revealed_for(
     """Whether ``enrollment``'s student sees final results (their own uploads' private scores
     and the board's final phase): when the class does, and their own window has closed. Staff,
     teaching assistants and visitors (``None``) see what the class sees."""
-    at = at or timezone.now()
-    if not results_revealed(challenge, at):
-        return False
-    if enrollment is None or enrollment.role != Enrollment.Role.STUDENT:
-        return True
-    if challenge.semester.closed or at >= _latest_possible_close(challenge):
-        return True
-    return window_for(enrollment, challenge, at).closes_at <= at
+    return _revealed_for(challenge, at, lambda: enrollment)
 
 
 def results_revealed_to(challenge: Challenge, user: Any, at: datetime | None = None) -> bool:
     """``results_revealed_for`` the student enrolled as ``user`` in the challenge's semester
     (one more query only in the rare time after an early reveal)."""
-    at = at or timezone.now()
-    if not results_revealed(challenge, at):
-        return False
     if not getattr(user, "is_authenticated", False):
-        return True
-    enrollment = Enrollment.objects.filter(
-        semester_id=challenge.semester_id, user_id=user.pk
-    ).first()
-    return results_revealed_for(challenge, enrollment, at)
+        return results_revealed(challenge, at)
+    return _revealed_for(
+        challenge,
+        at,
+        lambda: Enrollment.objects.filter(
+            semester_id=challenge.semester_id, user_id=user.pk
+        ).first(),
+    )
 
 
 @dataclass(frozen=True)
@@ -381,11 +408,9 @@ def shown_result(submission: Submission, at: datetime | None = None) -> Shown:
 
 
 def _revealed_to_owner(submission: Submission, at: datetime | None) -> bool:
-    """``results_revealed_for`` the submission's student, loading the student only once the
-    class's results are out (a list of uploads before then costs no query per row)."""
-    return results_revealed(submission.challenge, at) and results_revealed_for(
-        submission.challenge, submission.enrollment, at
-    )
+    """``results_revealed_for`` the submission's student, loading the student only after an
+    early reveal (a list of uploads costs no query per row)."""
+    return _revealed_for(submission.challenge, at, lambda: submission.enrollment)
 
 
 def shown_earlier(regrade: GradingRun, at: datetime | None = None) -> Shown | None:

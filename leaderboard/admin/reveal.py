@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from courses.models import Challenge
-from submissions.policies import OpenWindow, final_results_at, windows_open
+from submissions.policies import OpenWindow, windows_open
 from submissions.standings import challenge_reveal
 
 
@@ -25,8 +25,14 @@ from submissions.standings import challenge_reveal
 class RevealPreview:
     challenge: Challenge
     open_windows: list[OpenWindow]
-    #: when final results come out without staff (None: held)
-    final_at: datetime | None
+
+    @property
+    def final_at(self) -> datetime | None:
+        """When final results come out without staff (None: held): the last open window's
+        close, since a window still open closes after every closed one and the deadline."""
+        if self.challenge.hold_results or not self.open_windows:
+            return None
+        return max(window.closes_at for window in self.open_windows)
 
 
 def reveal_confirm(
@@ -35,7 +41,7 @@ def reveal_confirm(
     """Reveal ``challenges`` at once when nobody may still upload to them, else after the
     confirmation page (``post=yes``). Returns None once revealed, else that page."""
     previews = [
-        RevealPreview(challenge, windows_open(challenge), final_results_at(challenge))
+        RevealPreview(challenge, windows_open(challenge))
         for challenge in challenges
         if challenge.revealed_at is None
     ]
