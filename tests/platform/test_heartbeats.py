@@ -44,6 +44,15 @@ def dead_after(settings):
     settings.GRADER_WORKER_DEAD_SECONDS = 30
 
 
+def queued_attempt(enrollment, challenge) -> GradingRun:
+    """A re-grade attempt of one graded upload, waiting for a worker."""
+    submission = graded(enrollment, challenge, 120.0)
+    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
+    return GradingRun.objects.create(
+        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
+    )
+
+
 def test_it_requeues_at_once_what_a_dead_worker_held(enrollment, challenge, sent):
     beating("w1:10")
     submission = make_submission(enrollment, challenge)
@@ -120,11 +129,7 @@ def test_a_redelivered_message_takes_over_a_dead_workers_claim(enrollment, chall
 def test_a_redelivered_regrade_message_takes_over_a_dead_workers_attempt(
     enrollment, challenge, sent
 ):
-    submission = graded(enrollment, challenge, 120.0)
-    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
-    run = GradingRun.objects.create(
-        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
-    )
+    run = queued_attempt(enrollment, challenge)
     beating("w1:10")
     assert attempt_open(run.pk, worker("w1:10")) is not None
     assert attempt_open(run.pk, worker("w2:20")) is None
@@ -138,11 +143,7 @@ def test_a_redelivered_regrade_message_takes_over_a_dead_workers_attempt(
 def test_the_sweep_requeues_a_dead_workers_regrade_attempt_at_once(
     enrollment, challenge, sent, django_capture_on_commit_callbacks
 ):
-    submission = graded(enrollment, challenge, 120.0)
-    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
-    run = GradingRun.objects.create(
-        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
-    )
+    run = queued_attempt(enrollment, challenge)
     beating("w1:10")
     assert attempt_open(run.pk, worker("w1:10")) is not None
     beating("w1:10", seconds_ago=31)
@@ -242,11 +243,8 @@ def test_a_worker_finishing_after_its_claim_was_taken_over_changes_nothing(enrol
 def test_a_regrade_worker_finishing_after_the_sweep_requeued_its_attempt_changes_nothing(
     enrollment, challenge, sent, django_capture_on_commit_callbacks
 ):
-    submission = graded(enrollment, challenge, 120.0)
-    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
-    queued = GradingRun.objects.create(
-        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
-    )
+    queued = queued_attempt(enrollment, challenge)
+    batch, submission = queued.batch, queued.submission
     beating("w1:10")
     first = attempt_open(queued.pk, worker("w1:10"))
     assert first is not None
@@ -287,11 +285,8 @@ def test_a_regrade_worker_finishing_after_its_last_attempt_was_recorded_lost_cha
     enrollment, challenge, settings, sent, django_capture_on_commit_callbacks
 ):
     settings.GRADER_MAX_ATTEMPTS = 1
-    submission = graded(enrollment, challenge, 120.0)
-    batch = RegradeBatch.objects.create(challenge=challenge, reason="test", total=1)
-    queued = GradingRun.objects.create(
-        submission=submission, batch=batch, attempt=0, outcome=GradingRun.Outcome.QUEUED
-    )
+    queued = queued_attempt(enrollment, challenge)
+    submission = queued.submission
     beating("w1:10")
     first = attempt_open(queued.pk, worker("w1:10"))
     assert first is not None
