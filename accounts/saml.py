@@ -1,0 +1,440 @@
+"""University sign-in with SAML 2.0, on djangosaml2 (pysaml2, which checks signatures with
+Debian's ``xmlsec1``).
+
+The library runs the web single sign-on profile: an AuthnRequest sent to the IdP by redirect,
+the IdP's response posted back to the assertion consumer service, checked there (signature
+against the IdP's metadata, destination, audience, validity window, ``InResponseTo`` one of
+this browser's outstanding requests). This module adds what a course needs around it, as
+``accounts.oidc`` does for OpenID Connect:
+
+- the service provider's configuration comes from settings (``SAML_*``) and the IdP's metadata
+  (``SAML_IDP_METADATA_URL`` or ``SAML_IDP_METADATA_FILE``), fetched on first use and kept per
+  process for ``SAML_METADATA_REFRESH_SECONDS``; with neither set, SAML is off (404, no button);
+- the key pair is ``SAML_SP_KEY_FILE`` / ``SAML_SP_CERT_FILE``, or with DEBUG on a demo pair
+  made once in ``VAR_DIR/saml/`` (settings refuse to start without a pair when DEBUG is off);
+- a signed response or signed assertion is required; an unsigned, wrongly signed, expired,
+  replayed (its request is no longer outstanding) or unsolicited one is refused with a page
+  that says sign-in failed, the details going to the log only;
+- the person is found by their identity at the IdP (``accounts.identities``): the IdP's entity
+  id and the persistent NameID (else ``eduPersonPrincipalName``), linked at the first sign-in by
+  the email attribute to a non-staff account, then by that link alone; staff link theirs from
+  the profile page (:class:`SAMLLinkView`);
+- the cookie that carries the request's state (djangosaml2's own session) is ``SameSite=None;
+  Secure`` under HTTPS, since the IdP posts the response from another site, and ``Lax`` on plain
+  HTTP, where browsers drop a ``SameSite=None`` cookie that is not ``Secure``
+  (:class:`SamlSessionMiddleware`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import saml2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import authenticate
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from djangosaml2 import middleware as saml_middleware
+from djangosaml2 import views as saml_views
+from djangosaml2.cache import OutstandingQueriesCache
+from djangosaml2.utils import available_idps
+from saml2.config import SPConfig
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
+
+from accounts.identities import ProviderPerson, SignInRefused, identity_link, identity_user_find
+from accounts.models import ExternalIdentity
+
+logger = logging.getLogger(__name__)
+
+#: ``mail`` and its OID name one attribute; either setting accepts both
+MAIL_NAMES = ("mail", "urn:oid:0.9.2342.19200300.100.1.3")
+EPPN_NAMES = ("eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6")
+#: seconds an assertion's times may be off this host's clock
+CLOCK_SKEW_SECONDS = 60
+
+#: the loaded configuration (IdP metadata included) per settings, and when it was loaded
+_loaded: dict[tuple[Any, ...], tuple[float, SPConfig]] = {}
+
+
+class ProviderUnavailable(Exception):
+    """The IdP's metadata could not be fetched or names no IdP."""
+
+
+def saml_configured() -> bool:
+    return bool(settings.SAML_IDP_METADATA_URL or settings.SAML_IDP_METADATA_FILE)
+
+
+def sp_key_pair() -> tuple[str, str]:
+    """(key file, certificate file) of this service provider."""
+    if settings.SAML_SP_KEY_FILE and settings.SAML_SP_CERT_FILE:
+        return str(settings.SAML_SP_KEY_FILE), str(settings.SAML_SP_CERT_FILE)
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("SAML sign-in needs SAML_SP_KEY_FILE and SAML_SP_CERT_FILE")
+    return demo_key_pair(Path(settings.VAR_DIR) / "saml")
+
+
+def demo_key_pair(folder: Path) -> tuple[str, str]:
+    """A self-signed pair in ``folder``, made once (for DEBUG only: production names its own)."""
+    key_path, cert_path = folder / "sp-demo.key", folder / "sp-demo.crt"
+    if key_path.is_file() and cert_path.is_file():
+        return str(key_path), str(cert_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "course leaderboard (demo SP)")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Written aside and renamed, key first: two processes starting at once each end with a
+    # matching pair (the last rename of each file wins, and a pair is only read once both exist).
+    suffix = f".{os.getpid()}.tmp"
+    for path, data, mode in (
+        (key_path, key_pem, 0o600),
+        (cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644),
+    ):
+        tmp = path.with_name(path.name + suffix)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        tmp.replace(path)
+    return str(key_path), str(cert_path)
+
+
+def _sp_settings() -> dict[str, Any]:
+    """pysaml2's configuration of this service provider, without the IdP's metadata."""
+    key_file, cert_file = sp_key_pair()
+    site = settings.SITE_URL
+    return {
+        "entityid": site + reverse("saml2_metadata"),
+        "xmlsec_binary": shutil.which("xmlsec1") or "/usr/bin/xmlsec1",
+        "allow_unknown_attributes": True,
+        "http_client_timeout": settings.SAML_TIMEOUT,
+        "accepted_time_diff": CLOCK_SKEW_SECONDS,
+        "key_file": key_file,
+        "cert_file": cert_file,
+        # IdPs such as Shibboleth encrypt assertions for an SP whose metadata has a key.
+        "encryption_keypairs": [{"key_file": key_file, "cert_file": cert_file}],
+        "service": {
+            "sp": {
+                "name": "Course leaderboard",
+                "endpoints": {
+                    "assertion_consumer_service": [
+                        (site + reverse("saml2_acs"), saml2.BINDING_HTTP_POST)
+                    ],
+                },
+                "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+                "name_id_format_allow_create": True,
+                # Only answers to this browser's own requests (IdP-initiated sign-in is off).
+                "allow_unsolicited": False,
+                "authn_requests_signed": False,
+                # The response or the assertion (or both) must carry a valid signature.
+                "want_response_signed": False,
+                "want_assertions_signed": False,
+                "want_assertions_or_response_signed": True,
+                # Signatures count only with the IdP's keys from its metadata, never a key the
+                # message brings along.
+                "only_use_keys_in_metadata": True,
+            },
+        },
+    }
+
+
+def sp_metadata_config() -> SPConfig:
+    """The configuration without the IdP: what ``/accounts/saml/metadata/`` publishes."""
+    config = SPConfig()
+    config.load(_sp_settings())
+    return config
+
+
+def sp_config(request: HttpRequest | None = None) -> SPConfig:
+    """The configuration with the IdP's metadata, loaded (fetched) once per process and
+    refreshed after ``SAML_METADATA_REFRESH_SECONDS``."""
+    key = (
+        settings.SITE_URL,
+        settings.SAML_IDP_METADATA_URL,
+        settings.SAML_IDP_METADATA_FILE,
+        settings.SAML_SP_KEY_FILE,
+        settings.SAML_SP_CERT_FILE,
+    )
+    known = _loaded.get(key)
+    if known is not None and time.monotonic() - known[0] < settings.SAML_METADATA_REFRESH_SECONDS:
+        return known[1]
+    source = settings.SAML_IDP_METADATA_URL or settings.SAML_IDP_METADATA_FILE
+    config_dict = _sp_settings()
+    if settings.SAML_IDP_METADATA_URL:
+        config_dict["metadata"] = {"remote": [{"url": settings.SAML_IDP_METADATA_URL}]}
+    else:
+        config_dict["metadata"] = {"local": [settings.SAML_IDP_METADATA_FILE]}
+    config = SPConfig()
+    try:
+        config.load(config_dict)
+        idps = available_idps(config)
+    except Exception as exc:  # pysaml2 raises whatever the fetch or the parser raised
+        raise ProviderUnavailable(f"IdP metadata {source}: {exc!r}") from exc
+    if len(idps) != 1:
+        raise ProviderUnavailable(f"IdP metadata {source} names {len(idps)} IdPs, not one")
+    _loaded[key] = (time.monotonic(), config)
+    return config
+
+
+def saml_identity(user: User) -> ExternalIdentity | None:
+    """``user``'s link to the configured IdP, if any (without fetching its metadata: any
+    identity made by SAML is at an IdP the metadata named)."""
+    if not saml_configured():
+        return None
+    issuers = list(_loaded_issuers())
+    if not issuers:
+        return None
+    return (
+        ExternalIdentity.objects.filter(user=user, issuer__in=issuers)
+        .order_by("-last_used_at")
+        .first()
+    )
+
+
+def _loaded_issuers() -> set[str]:
+    return {entity_id for _at, config in _loaded.values() for entity_id in available_idps(config)}
+
+
+def _first(ava: dict[str, Any], names: tuple[str, ...]) -> str:
+    for name in names:
+        for value in ava.get(name) or ():
+            if str(value).strip():
+                return str(value).strip()
+    return ""
+
+
+def email_attribute_names() -> tuple[str, ...]:
+    name = settings.SAML_EMAIL_ATTRIBUTE
+    return MAIL_NAMES if name in MAIL_NAMES else (name,)
+
+
+def saml_person(session_info: dict[str, Any]) -> ProviderPerson:
+    """The person a verified response describes: the IdP's entity id and the persistent NameID
+    (or, when the IdP sends another NameID format, ``eduPersonPrincipalName``)."""
+    ava: dict[str, Any] = session_info.get("ava") or {}
+    name_id = session_info.get("name_id")
+    subject = ""
+    if name_id is not None and getattr(name_id, "format", None) == NAMEID_FORMAT_PERSISTENT:
+        subject = str(name_id.text or "").strip()
+    if not subject:
+        subject = _first(ava, EPPN_NAMES)
+    return ProviderPerson(
+        provider=settings.SAML_PROVIDER_NAME,
+        issuer=str(session_info.get("issuer") or ""),
+        subject=subject,
+        email=_first(ava, email_attribute_names()),
+        # The university's directory holds the address the IdP releases: it vouches for it.
+        email_verified=True,
+    )
+
+
+class UniversitySAMLBackend(ModelBackend):
+    """Signs in the account :func:`identity_user_find` picks for a verified response; answers
+    only on the assertion consumer service (where djangosaml2 verified it) and only when SAML
+    is configured. A refusal's reason is kept on the request for the failure page."""
+
+    def authenticate(  # type: ignore[override]
+        self,
+        request: HttpRequest | None,
+        session_info: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> User | None:
+        if request is None or session_info is None or not saml_configured():
+            return None
+        if request.path != reverse("saml2_acs"):
+            return None
+        person = saml_person(session_info)
+        try:
+            linking: User | None = getattr(request, "saml_link_user", None)
+            if linking is not None:
+                identity_link(linking, person)
+                return linking
+            user = identity_user_find(person, create=settings.SAML_CREATE_USERS)
+        except SignInRefused as exc:
+            request.saml_refused = str(exc)  # type: ignore[attr-defined]
+            return None
+        if not self.user_can_authenticate(user):
+            request.saml_refused = _(  # type: ignore[attr-defined]
+                "The account here for %(email)s is disabled; ask the course staff."
+            ) % {"email": person.email}
+            return None
+        return user
+
+
+class SamlSessionMiddleware(saml_middleware.SamlSessionMiddleware):
+    """djangosaml2's state cookie, ``SameSite=None; Secure`` on HTTPS (the IdP's POST comes
+    from another site) and ``Lax`` on plain HTTP (a non-Secure ``None`` cookie is dropped by
+    browsers; there IdP and site must share a site, as on 127.0.0.1)."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response = super().process_response(request, response)
+        morsel = response.cookies.get(self.cookie_name)
+        if morsel is not None:
+            secure = request.is_secure()
+            morsel["samesite"] = "None" if secure else "Lax"
+            morsel["secure"] = True if secure else ""
+        return response
+
+
+def _failure(request: HttpRequest, status: int = 403) -> HttpResponse:
+    return render(
+        request,
+        "accounts/saml_failed.html",
+        {
+            "provider": settings.SAML_PROVIDER_NAME,
+            "reason": getattr(request, "saml_refused", ""),
+            "linking": getattr(request, "saml_link_user", None) is not None,
+        },
+        status=status,
+    )
+
+
+class SAMLLoginView(saml_views.LoginView):
+    """``/accounts/saml/login/``: redirects to the IdP with an AuthnRequest; off (404) unless
+    SAML is configured."""
+
+    #: where to go when the IdP's metadata cannot be had
+    unreachable_url = "login"
+
+    def get_sp_config(self, request: HttpRequest) -> SPConfig:
+        return sp_config(request)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not saml_configured():
+            raise Http404("SAML sign-in is not configured")
+        try:
+            sp_config(request)
+        except ProviderUnavailable:
+            logger.exception("SAML sign-in cannot start")
+            messages.error(
+                request,
+                _("%(provider)s cannot be reached right now; try again later.")
+                % {"provider": settings.SAML_PROVIDER_NAME},
+            )
+            return redirect(self.unreachable_url)
+        return super().get(request, *args, **kwargs)
+
+
+class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
+    """``POST /accounts/saml/link/``: the signed-in user links their account at the IdP (the
+    only way for staff, whom a first sign-in never links by email). The sign-in's flow, with
+    its request marked in the SAML session as linking this user: the response links instead
+    of signing in."""
+
+    http_method_names = ("post",)  # type: ignore[assignment]
+    unreachable_url = "profile"
+
+    def should_prevent_auth(self, request: HttpRequest) -> bool:
+        return False
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        before = set(OutstandingQueriesCache(request.saml_session).outstanding_queries())  # type: ignore[attr-defined]
+        request.GET = request.GET.copy()
+        request.GET["next"] = reverse("profile")
+        response = self.get(request, *args, **kwargs)
+        started = set(OutstandingQueriesCache(request.saml_session).outstanding_queries()) - before  # type: ignore[attr-defined]
+        if started:
+            links = dict(request.saml_session.get("saml_link", {}))  # type: ignore[attr-defined]
+            links.update({request_id: request.user.pk for request_id in started})
+            request.saml_session["saml_link"] = links  # type: ignore[attr-defined]
+        return response
+
+
+class SAMLACSView(saml_views.AssertionConsumerServiceView):
+    """``POST /accounts/saml/acs/``: where the IdP posts its response. Any refusal (the
+    library's checks, or which account) is a 403 page that says sign-in failed; details go to
+    the log."""
+
+    def get_sp_config(self, request: HttpRequest) -> SPConfig:
+        return sp_config(request)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not saml_configured():
+            raise Http404("SAML sign-in is not configured")
+        try:
+            sp_config(request)
+        except ProviderUnavailable:
+            logger.exception("SAML response not checked")
+            return _failure(request, status=503)
+        return super().post(request)
+
+    def custom_validation(self, response: Any) -> None:
+        # The response is verified and answers a request of this browser: was it a link?
+        session = self.request.saml_session  # type: ignore[attr-defined]
+        links = dict(session.get("saml_link", {}))
+        user_pk = links.pop(response.session_id(), None)
+        if user_pk is not None:
+            session["saml_link"] = links
+            self.request.saml_link_user = User.objects.get(pk=user_pk)  # type: ignore[attr-defined]
+
+    def authenticate_user(self, request: HttpRequest, session_info: Any, *args: Any) -> Any:
+        linking: User | None = getattr(request, "saml_link_user", None)
+        if linking is None:
+            return super().authenticate_user(request, session_info, *args)
+        # Linking: the backend links the identity to the user who asked, who stays signed in
+        # as they were (under HTTPS the site's own session cookie is not sent with this POST).
+        user = authenticate(request=request, session_info=session_info)
+        if user is None:
+            raise PermissionDenied("the identity could not be linked")
+        messages.success(
+            request,
+            _(
+                'Your %(provider)s account is now linked: "Sign in with %(provider)s" signs you'
+                " in to this account from now on."
+            )
+            % {"provider": settings.SAML_PROVIDER_NAME},
+        )
+        return user
+
+    def handle_acs_failure(
+        self,
+        request: HttpRequest,
+        exception: Exception | None = None,
+        status: int = 403,
+        **kwargs: Any,
+    ) -> HttpResponse:
+        logger.warning("SAML sign-in refused: %r", exception)
+        return _failure(request, status=status)
+
+
+class SAMLMetadataView(saml_views.MetadataView):
+    """``/accounts/saml/metadata/``: this service provider's metadata for the IdP operator
+    (entity id, assertion consumer service, certificate); needs no IdP metadata."""
+
+    def get_sp_config(self, request: HttpRequest) -> SPConfig:
+        return sp_metadata_config()
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not saml_configured():
+            raise Http404("SAML sign-in is not configured")
+        return super().get(request, *args, **kwargs)
