@@ -50,7 +50,9 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from djangosaml2 import middleware as saml_middleware
 from djangosaml2 import views as saml_views
 from djangosaml2.cache import OutstandingQueriesCache
@@ -306,6 +308,15 @@ class SamlSessionMiddleware(saml_middleware.SamlSessionMiddleware):
         return response
 
 
+class SAMLOnly:
+    """Every SAML page is off (404, whatever the method) unless SAML is configured."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not saml_configured():
+            raise Http404("SAML sign-in is not configured")
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
 def _failure(request: HttpRequest, status: int = 403) -> HttpResponse:
     return render(
         request,
@@ -319,7 +330,7 @@ def _failure(request: HttpRequest, status: int = 403) -> HttpResponse:
     )
 
 
-class SAMLLoginView(saml_views.LoginView):
+class SAMLLoginView(SAMLOnly, saml_views.LoginView):
     """``/accounts/saml/login/``: redirects to the IdP with an AuthnRequest; off (404) unless
     SAML is configured."""
 
@@ -330,8 +341,6 @@ class SAMLLoginView(saml_views.LoginView):
         return sp_config(request)
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not saml_configured():
-            raise Http404("SAML sign-in is not configured")
         try:
             sp_config(request)
         except ProviderUnavailable:
@@ -354,6 +363,11 @@ class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
     http_method_names = ("post",)  # type: ignore[assignment]
     unreachable_url = "profile"
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not saml_configured():  # before asking an anonymous visitor to sign in
+            raise Http404("SAML sign-in is not configured")
+        return super().dispatch(request, *args, **kwargs)
+
     def should_prevent_auth(self, request: HttpRequest) -> bool:
         return False
 
@@ -370,7 +384,10 @@ class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
         return response
 
 
-class SAMLACSView(saml_views.AssertionConsumerServiceView):
+# The IdP's page posts here from another site, without this site's CSRF token: the response's
+# signature and InResponseTo (a request this browser's SAML session made) stand in for it.
+@method_decorator(csrf_exempt, name="dispatch")
+class SAMLACSView(SAMLOnly, saml_views.AssertionConsumerServiceView):
     """``POST /accounts/saml/acs/``: where the IdP posts its response. Any refusal (the
     library's checks, or which account) is a 403 page that says sign-in failed; details go to
     the log."""
@@ -379,8 +396,6 @@ class SAMLACSView(saml_views.AssertionConsumerServiceView):
         return sp_config(request)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not saml_configured():
-            raise Http404("SAML sign-in is not configured")
         try:
             sp_config(request)
         except ProviderUnavailable:
@@ -427,7 +442,7 @@ class SAMLACSView(saml_views.AssertionConsumerServiceView):
         return _failure(request, status=status)
 
 
-class SAMLMetadataView(saml_views.MetadataView):
+class SAMLMetadataView(SAMLOnly, saml_views.MetadataView):
     """``/accounts/saml/metadata/``: this service provider's metadata for the IdP operator
     (entity id, assertion consumer service, certificate); needs no IdP metadata."""
 
@@ -435,6 +450,4 @@ class SAMLMetadataView(saml_views.MetadataView):
         return sp_metadata_config()
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not saml_configured():
-            raise Http404("SAML sign-in is not configured")
         return super().get(request, *args, **kwargs)

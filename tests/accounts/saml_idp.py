@@ -39,7 +39,16 @@ from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.server import Server
 
-MODES = ("both", "assertion", "response", "unsigned", "tampered", "other-key", "expired", "unsolicited")
+MODES = (
+    "both",
+    "assertion",
+    "response",
+    "unsigned",
+    "tampered",
+    "other-key",
+    "expired",
+    "unsolicited",
+)
 MAIL_OID = "urn:oid:0.9.2342.19200300.100.1.3"
 EPPN_OID = "urn:oid:1.3.6.1.4.1.5923.1.1.1.6"
 
@@ -51,7 +60,9 @@ class IdP:
         self.sp_metadata_url = sp_metadata_url
         self.last_form = ""
 
-    def config(self, *, key: str = "idp", with_sp: bool = True, lifetime_minutes: int = 15) -> IdPConfig:
+    def config(
+        self, *, key: str = "idp", with_sp: bool = True, lifetime_minutes: int = 15
+    ) -> IdPConfig:
         settings: dict[str, Any] = {
             "entityid": f"{self.url}/metadata",
             "xmlsec_binary": shutil.which("xmlsec1"),
@@ -132,8 +143,22 @@ class IdP:
             )
         args.pop("name_id_policy", None)
         args.pop("binding", None)
-        sign_response = mode in ("both", "response", "tampered", "other-key", "expired", "unsolicited")
-        sign_assertion = mode in ("both", "assertion", "tampered", "other-key", "expired", "unsolicited")
+        sign_response = mode in (
+            "both",
+            "response",
+            "tampered",
+            "other-key",
+            "expired",
+            "unsolicited",
+        )
+        sign_assertion = mode in (
+            "both",
+            "assertion",
+            "tampered",
+            "other-key",
+            "expired",
+            "unsolicited",
+        )
         response = str(
             server.create_authn_response(
                 identity,
@@ -176,7 +201,11 @@ class IdP:
             return answer(start_response, "404 Not Found", page("Not found", ""))
         except Exception as exc:  # shown to the test, which fails on it
             print(f"IdP error: {exc!r}", file=sys.stderr, flush=True)
-            return answer(start_response, "500 Internal Server Error", page("IdP error", html.escape(repr(exc))))
+            return answer(
+                start_response,
+                "500 Internal Server Error",
+                page("IdP error", html.escape(repr(exc))),
+            )
 
 
 def fields(query: str) -> dict[str, str]:
@@ -190,9 +219,14 @@ def page(title: str, body: str) -> str:
     )
 
 
-def answer(start_response: Any, status: str, text: str, content_type: str = "text/html") -> list[bytes]:
+def answer(
+    start_response: Any, status: str, text: str, content_type: str = "text/html"
+) -> list[bytes]:
     data = text.encode()
-    start_response(status, [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(data)))])
+    start_response(
+        status,
+        [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(data)))],
+    )
     return [data]
 
 

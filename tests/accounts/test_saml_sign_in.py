@@ -5,6 +5,8 @@ are unsigned, tampered with, signed with another key, expired, unsolicited or re
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,6 +42,15 @@ def sign_in_at_idp(
     response = tab.locator("input[name=SAMLResponse]").get_attribute("value") or ""
     tab.get_by_role("button", name="Continue").click()
     return response
+
+
+@pytest.fixture
+def refusals(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What the site logs about refused responses (the ``accounts`` loggers do not propagate)."""
+    logger = logging.getLogger("accounts.saml")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 def expect_refused(tab: Page) -> None:
@@ -121,9 +132,24 @@ def test_it_never_links_a_staff_account_by_email(
     assert not ExternalIdentity.objects.exists()
 
 
-@pytest.mark.parametrize("mode", ["unsigned", "tampered", "other-key", "expired", "unsolicited"])
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        ("unsigned", "Neither the response nor the assertions are signed"),
+        ("tampered", "SignatureError('Failed to verify signature')"),
+        ("other-key", "SignatureError('Failed to verify signature')"),
+        ("expired", "VerificationError('Condition not OK')"),
+        ("unsolicited", "UnsolicitedResponse"),
+    ],
+)
 def test_it_refuses_a_response_it_cannot_trust(
-    tab: Page, live_server: Any, saml_settings: Any, semester: Semester, mode: str
+    tab: Page,
+    live_server: Any,
+    saml_settings: Any,
+    semester: Semester,
+    refusals: pytest.LogCaptureFixture,
+    mode: str,
+    why: str,
 ) -> None:
     roster_import(semester, "username,email\nada,ada@uni.example\n")
 
@@ -139,13 +165,21 @@ def test_it_refuses_a_response_it_cannot_trust(
 
     expect_refused(tab)
     expect(tab.get_by_text("could not be accepted")).to_be_visible()
+    # The details are in the log, not on the page.
+    expect(tab.get_by_text(why.split("(")[0])).to_have_count(0)
+    assert why in refusals.text
     assert not ExternalIdentity.objects.exists()
     tab.goto(f"{live_server.url}/accounts/profile/")
     expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
 def test_it_refuses_a_replayed_response(
-    tab: Page, live_server: Any, saml_settings: Any, saml_idp: SamlIdP, semester: Semester
+    tab: Page,
+    live_server: Any,
+    saml_settings: Any,
+    saml_idp: SamlIdP,
+    semester: Semester,
+    refusals: pytest.LogCaptureFixture,
 ) -> None:
     roster_import(semester, "username,email\nada,ada@uni.example\n")
     sign_in_at_idp(tab, live_server, email="ada@uni.example", subject="ada-id")
@@ -160,3 +194,6 @@ def test_it_refuses_a_replayed_response(
     tab.get_by_role("button", name="Continue").click()
 
     expect_refused(tab)
+    assert "UnsolicitedResponse" in refusals.text
+    tab.goto(f"{live_server.url}/accounts/profile/")
+    expect(tab.get_by_role("heading", name="Sign in")).to_be_visible()
