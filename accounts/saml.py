@@ -34,6 +34,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import saml2
 from cryptography import x509
@@ -208,23 +209,39 @@ def sp_config(request: HttpRequest | None = None) -> SPConfig:
     return config
 
 
-def saml_identity(user: User) -> ExternalIdentity | None:
-    """``user``'s link to the configured IdP, if any (without fetching its metadata: any
-    identity made by SAML is at an IdP the metadata named)."""
+def saml_idp() -> tuple[str, str]:
+    """(entity id, single sign-on URL) of the configured IdP, from its metadata."""
+    config = sp_config()
+    [entity_id] = available_idps(config)
+    services = config.metadata.single_sign_on_service(entity_id, saml2.BINDING_HTTP_REDIRECT)
+    return str(entity_id), str(services[0]["location"]) if services else ""
+
+
+def saml_profile(user: User) -> dict[str, Any]:
+    """What the profile page shows of SAML: the provider's name, ``user``'s link to the IdP if
+    any, and the origin the "Link" form's redirect goes to (for the page's CSP
+    ``form-action``, which browsers check the redirect against). The IdP's metadata is read
+    from this process's copy, fetched at most once per refresh period."""
     if not saml_configured():
-        return None
-    issuers = list(_loaded_issuers())
-    if not issuers:
-        return None
-    return (
-        ExternalIdentity.objects.filter(user=user, issuer__in=issuers)
+        return {"saml_provider_name": "", "saml_identity": None, "saml_form_action": []}
+    try:
+        entity_id, sso = saml_idp()
+    except ProviderUnavailable:
+        logger.exception("SAML IdP metadata unavailable for the profile page")
+        entity_id, sso = "", ""
+    identity = (
+        ExternalIdentity.objects.filter(user=user, issuer=entity_id)
         .order_by("-last_used_at")
         .first()
+        if entity_id
+        else None
     )
-
-
-def _loaded_issuers() -> set[str]:
-    return {entity_id for _at, config in _loaded.values() for entity_id in available_idps(config)}
+    sso_url = urlparse(sso)
+    return {
+        "saml_provider_name": settings.SAML_PROVIDER_NAME,
+        "saml_identity": identity,
+        "saml_form_action": [f"{sso_url.scheme}://{sso_url.netloc}"] if sso_url.netloc else [],
+    }
 
 
 def _first(ava: dict[str, Any], names: tuple[str, ...]) -> str:

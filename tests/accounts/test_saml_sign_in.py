@@ -19,6 +19,28 @@ from courses.roster import roster_import
 from tests.accounts.conftest import SamlIdP
 
 
+def answer_at_idp(
+    tab: Page,
+    *,
+    email: str,
+    subject: str,
+    mode: str = "both",
+    nameid: str = "persistent",
+    tamper_email: str = "",
+) -> str:
+    """Fills the IdP's form and posts its response back; returns the response posted."""
+    expect(tab.get_by_role("heading", name="Test university sign-in")).to_be_visible()
+    tab.get_by_role("textbox", name="Email", exact=True).fill(email)
+    tab.get_by_role("textbox", name="Subject", exact=True).fill(subject)
+    tab.get_by_role("combobox", name="NameID format").select_option(nameid)
+    tab.get_by_role("combobox", name="Mode").select_option(mode)
+    tab.get_by_role("textbox", name="Tampered email").fill(tamper_email)
+    tab.get_by_role("button", name="Sign in").click()
+    response = tab.locator("input[name=SAMLResponse]").get_attribute("value") or ""
+    tab.get_by_role("button", name="Continue").click()
+    return response
+
+
 def sign_in_at_idp(
     tab: Page,
     live_server: Any,
@@ -32,16 +54,9 @@ def sign_in_at_idp(
     """Through the sign-in page's button and the IdP's form; returns the response posted."""
     tab.goto(f"{live_server.url}/accounts/login/")
     tab.get_by_role("link", name="Sign in with Uni Login").click()
-    expect(tab.get_by_role("heading", name="Test university sign-in")).to_be_visible()
-    tab.get_by_role("textbox", name="Email", exact=True).fill(email)
-    tab.get_by_role("textbox", name="Subject", exact=True).fill(subject)
-    tab.get_by_role("combobox", name="NameID format").select_option(nameid)
-    tab.get_by_role("combobox", name="Mode").select_option(mode)
-    tab.get_by_role("textbox", name="Tampered email").fill(tamper_email)
-    tab.get_by_role("button", name="Sign in").click()
-    response = tab.locator("input[name=SAMLResponse]").get_attribute("value") or ""
-    tab.get_by_role("button", name="Continue").click()
-    return response
+    return answer_at_idp(
+        tab, email=email, subject=subject, mode=mode, nameid=nameid, tamper_email=tamper_email
+    )
 
 
 @pytest.fixture
@@ -130,6 +145,28 @@ def test_it_never_links_a_staff_account_by_email(
     expect_refused(tab)
     expect(tab.get_by_text("prof@uni.example belongs to a staff account")).to_be_visible()
     assert not ExternalIdentity.objects.exists()
+
+
+def test_staff_link_their_account_from_the_profile_page(
+    tab: Page, live_server: Any, saml_settings: Any, semester: Semester
+) -> None:
+    User.objects.create_user("prof", "prof@uni.example", "pw-prof-123", is_staff=True)
+    tab.goto(f"{live_server.url}/accounts/login/")
+    tab.get_by_label("Username").fill("prof")
+    tab.get_by_label("Password").fill("pw-prof-123")
+    tab.get_by_role("button", name="Sign in", exact=True).click()
+    tab.goto(f"{live_server.url}/accounts/profile/")
+
+    tab.get_by_role("button", name="Link my university account").click()
+    answer_at_idp(tab, email="prof@uni.example", subject="prof-id")
+
+    expect(tab.get_by_text("Your Uni Login account is now linked")).to_be_visible()
+    expect(tab.get_by_text("Your account is linked to your Uni Login account")).to_be_visible()
+    identity = ExternalIdentity.objects.get()
+    assert (identity.user.username, identity.method) == ("prof", "signed_in")
+    tab.get_by_role("button", name="Sign out").click()
+    sign_in_at_idp(tab, live_server, email="whatever@uni.example", subject="prof-id")
+    expect(tab.get_by_role("link", name="prof", exact=True)).to_be_visible()
 
 
 @pytest.mark.parametrize(
