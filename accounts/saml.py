@@ -48,7 +48,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -142,6 +142,9 @@ def _sp_settings() -> dict[str, Any]:
         "allow_unknown_attributes": True,
         "http_client_timeout": settings.SAML_TIMEOUT,
         "accepted_time_diff": CLOCK_SKEW_SECONDS,
+        # Signatures count only with the IdP's keys from its metadata, never a key the message
+        # brings along.
+        "only_use_keys_in_metadata": True,
         "key_file": key_file,
         "cert_file": cert_file,
         # IdPs such as Shibboleth encrypt assertions for an SP whose metadata has a key.
@@ -163,9 +166,6 @@ def _sp_settings() -> dict[str, Any]:
                 "want_response_signed": False,
                 "want_assertions_signed": False,
                 "want_assertions_or_response_signed": True,
-                # Signatures count only with the IdP's keys from its metadata, never a key the
-                # message brings along.
-                "only_use_keys_in_metadata": True,
             },
         },
     }
@@ -328,7 +328,7 @@ class SamlSessionMiddleware(saml_middleware.SamlSessionMiddleware):
 class SAMLOnly:
     """Every SAML page is off (404, whatever the method) unless SAML is configured."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not saml_configured():
             raise Http404("SAML sign-in is not configured")
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
@@ -377,10 +377,10 @@ class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
     its request marked in the SAML session as linking this user: the response links instead
     of signing in."""
 
-    http_method_names = ("post",)  # type: ignore[assignment]
+    http_method_names = ("post",)
     unreachable_url = "profile"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not saml_configured():  # before asking an anonymous visitor to sign in
             raise Http404("SAML sign-in is not configured")
         return super().dispatch(request, *args, **kwargs)
@@ -389,15 +389,17 @@ class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
         return False
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        before = set(OutstandingQueriesCache(request.saml_session).outstanding_queries())  # type: ignore[attr-defined]
-        request.GET = request.GET.copy()
-        request.GET["next"] = reverse("profile")
+        session: Any = request.saml_session  # type: ignore[attr-defined]
+        before = set(OutstandingQueriesCache(session).outstanding_queries())
+        query = request.GET.copy()
+        query["next"] = reverse("profile")  # where the response comes back to
+        request.GET = query  # type: ignore[assignment]
         response = self.get(request, *args, **kwargs)
-        started = set(OutstandingQueriesCache(request.saml_session).outstanding_queries()) - before  # type: ignore[attr-defined]
+        started = set(OutstandingQueriesCache(session).outstanding_queries()) - before
         if started:
-            links = dict(request.saml_session.get("saml_link", {}))  # type: ignore[attr-defined]
+            links = dict(session.get("saml_link", {}))
             links.update({request_id: request.user.pk for request_id in started})
-            request.saml_session["saml_link"] = links  # type: ignore[attr-defined]
+            session["saml_link"] = links
         return response
 
 
@@ -422,12 +424,12 @@ class SAMLACSView(SAMLOnly, saml_views.AssertionConsumerServiceView):
 
     def custom_validation(self, response: Any) -> None:
         # The response is verified and answers a request of this browser: was it a link?
-        session = self.request.saml_session  # type: ignore[attr-defined]
+        session = self.request.saml_session
         links = dict(session.get("saml_link", {}))
         user_pk = links.pop(response.session_id(), None)
         if user_pk is not None:
             session["saml_link"] = links
-            self.request.saml_link_user = User.objects.get(pk=user_pk)  # type: ignore[attr-defined]
+            self.request.saml_link_user = User.objects.get(pk=user_pk)
 
     def authenticate_user(self, request: HttpRequest, session_info: Any, *args: Any) -> Any:
         linking: User | None = getattr(request, "saml_link_user", None)
