@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
@@ -102,12 +103,16 @@ def test_it_signs_in_a_roster_account_whatever_the_letter_case_of_the_email(
 def test_it_refuses_an_unknown_email_and_names_it(
     tab: Page, live_server: Any, saml_settings: Any, semester: Semester
 ) -> None:
-    sign_in_at_idp(tab, live_server, email="grace@uni.example", subject="grace-id")
+    posted = sign_in_at_idp(tab, live_server, email="grace@uni.example", subject="grace-id")
 
     expect_refused(tab)
     expect(tab.get_by_text("No account here uses grace@uni.example")).to_be_visible()
     assert not User.objects.exists()
     assert not ExternalIdentity.objects.exists()
+    # django-axes counts it as a failed sign-in, without keeping the response (personal data).
+    [attempt] = AccessAttempt.objects.all()
+    assert "SAMLResponse" in attempt.post_data
+    assert posted[:40] not in attempt.post_data
 
 
 def test_it_creates_an_account_for_an_unknown_email_only_when_told_to(
@@ -178,6 +183,7 @@ def test_staff_link_their_account_from_the_profile_page(
         ("expired", "VerificationError('Condition not OK')"),
         ("unsolicited", "UnsolicitedResponse"),
     ],
+    ids=["unsigned", "tampered", "other-key", "expired", "unsolicited"],
 )
 def test_it_refuses_a_response_it_cannot_trust(
     tab: Page,

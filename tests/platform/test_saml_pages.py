@@ -29,17 +29,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("saml-keys")
     for name in ("idp", "sp"):
-        key_pair_make(tmp_path, name)
-    return tmp_path
+        key_pair_make(folder, name)
+    return folder
 
 
 @pytest.fixture
-def saml_on(settings: Any, keys: Path) -> Any:
+def saml_on(settings: Any, keys: Path, tmp_path: Path) -> Any:
     """SAML configured with the IdP's metadata in a file (made by the test IdP's code)."""
-    metadata = keys / "idp-metadata.xml"
+    metadata = tmp_path / "idp-metadata.xml"
     metadata.write_text(IdP("https://idp.uni.example", keys, "").metadata())
     settings.SAML_IDP_METADATA_URL = ""
     settings.SAML_IDP_METADATA_FILE = str(metadata)
