@@ -72,6 +72,9 @@ EPPN_NAMES = ("eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6")
 #: seconds an assertion's times may be off this host's clock
 CLOCK_SKEW_SECONDS = 60
 
+#: seconds until a failed refresh of the IdP's metadata is tried again
+STALE_RETRY_SECONDS = 60
+
 #: the loaded configuration (IdP metadata included) per settings, and when it was loaded
 _loaded: dict[tuple[Any, ...], tuple[float, SPConfig]] = {}
 
@@ -180,7 +183,9 @@ def sp_metadata_config() -> SPConfig:
 
 def sp_config(request: HttpRequest | None = None) -> SPConfig:
     """The configuration with the IdP's metadata, loaded (fetched) once per process and
-    refreshed after ``SAML_METADATA_REFRESH_SECONDS``."""
+    refreshed after ``SAML_METADATA_REFRESH_SECONDS``. A refresh that fails keeps the copy
+    this process has (tried again a minute later): an IdP's metadata server being down for a
+    while stops no sign-in."""
     key = (
         settings.SITE_URL,
         settings.SAML_IDP_METADATA_URL,
@@ -189,8 +194,23 @@ def sp_config(request: HttpRequest | None = None) -> SPConfig:
         settings.SAML_SP_CERT_FILE,
     )
     known = _loaded.get(key)
-    if known is not None and time.monotonic() - known[0] < settings.SAML_METADATA_REFRESH_SECONDS:
+    now = time.monotonic()
+    if known is not None and now - known[0] < settings.SAML_METADATA_REFRESH_SECONDS:
         return known[1]
+    try:
+        config = _sp_config_load()
+    except ProviderUnavailable:
+        if known is None:
+            raise
+        logger.exception("SAML IdP metadata not refreshed: the copy loaded before stays in use")
+        retry_at = now + STALE_RETRY_SECONDS
+        _loaded[key] = (retry_at - settings.SAML_METADATA_REFRESH_SECONDS, known[1])
+        return known[1]
+    _loaded[key] = (now, config)
+    return config
+
+
+def _sp_config_load() -> SPConfig:
     source = settings.SAML_IDP_METADATA_URL or settings.SAML_IDP_METADATA_FILE
     config_dict = _sp_settings()
     if settings.SAML_IDP_METADATA_URL:
@@ -205,7 +225,6 @@ def sp_config(request: HttpRequest | None = None) -> SPConfig:
         raise ProviderUnavailable(f"IdP metadata {source}: {exc!r}") from exc
     if len(idps) != 1:
         raise ProviderUnavailable(f"IdP metadata {source} names {len(idps)} IdPs, not one")
-    _loaded[key] = (time.monotonic(), config)
     return config
 
 

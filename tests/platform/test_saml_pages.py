@@ -175,3 +175,15 @@ def test_it_reads_the_email_from_mail_or_its_oid(settings):
     settings.SAML_EMAIL_ATTRIBUTE = "emailAddress"
     person = saml.saml_person({**info, "ava": {"mail": ["a@uni"], "emailAddress": ["b@uni"]}})
     assert person.email == "b@uni"
+
+
+def test_it_keeps_the_idp_metadata_it_has_when_a_refresh_fails(client, db, saml_on, monkeypatch):
+    monkeypatch.setattr(saml, "_loaded", {})
+    assert client.get("/accounts/saml/login/").status_code == 302
+    saml_on.SAML_METADATA_REFRESH_SECONDS = 0
+    Path(saml_on.SAML_IDP_METADATA_FILE).unlink()
+
+    response = client.get("/accounts/saml/login/")
+
+    assert response.status_code == 302
+    assert response.url.startswith("https://idp.uni.example/sso?SAMLRequest=")
