@@ -18,11 +18,14 @@ this browser's outstanding requests). This module adds what a course needs aroun
 - the person is found by their identity at the IdP (``accounts.identities``): the IdP's entity
   id and the persistent NameID (else ``eduPersonPrincipalName``), linked at the first sign-in by
   the email attribute to a non-staff account, then by that link alone; staff link theirs from
-  the profile page (:class:`SAMLLinkView`);
+  the profile page (``accounts.saml_views.SAMLLinkView``);
 - the cookie that carries the request's state (djangosaml2's own session) is ``SameSite=None;
   Secure`` under HTTPS, since the IdP posts the response from another site, and ``Lax`` on plain
   HTTP, where browsers drop a ``SameSite=None`` cookie that is not ``Secure``
-  (:class:`SamlSessionMiddleware`).
+  (:class:`SamlSessionMiddleware`);
+- the pages are djangosaml2's views, subclassed in ``accounts.saml_views`` and imported on
+  their first request (:func:`saml_view`): importing pysaml2 loads its XML schemas, which no
+  other page should wait for, so this module imports it only inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -31,41 +34,34 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import saml2
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth import authenticate
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.models import User
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from djangosaml2 import middleware as saml_middleware
-from djangosaml2 import views as saml_views
-from djangosaml2.cache import OutstandingQueriesCache
-from djangosaml2.utils import available_idps
-from saml2.config import SPConfig
-from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
 from accounts.identities import ProviderPerson, SignInRefused, identity_link, identity_user_find
 from accounts.models import ExternalIdentity
 
+if TYPE_CHECKING:
+    from saml2.config import SPConfig
+
 logger = logging.getLogger(__name__)
 
+NAMEID_FORMAT_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+BINDING_HTTP_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_HTTP_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 #: ``mail`` and its OID name one attribute; either setting accepts both
 MAIL_NAMES = ("mail", "urn:oid:0.9.2342.19200300.100.1.3")
 EPPN_NAMES = ("eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6")
@@ -98,6 +94,11 @@ def sp_key_pair() -> tuple[str, str]:
 
 def demo_key_pair(folder: Path) -> tuple[str, str]:
     """A self-signed pair in ``folder``, made once (for DEBUG only: production names its own)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key_path, cert_path = folder / "sp-demo.key", folder / "sp-demo.crt"
     if key_path.is_file() and cert_path.is_file():
         return str(key_path), str(cert_path)
@@ -157,7 +158,7 @@ def _sp_settings() -> dict[str, Any]:
                 "name": "Course leaderboard",
                 "endpoints": {
                     "assertion_consumer_service": [
-                        (site + reverse("saml2_acs"), saml2.BINDING_HTTP_POST)
+                        (site + reverse("saml2_acs"), BINDING_HTTP_POST)
                     ],
                 },
                 "name_id_format": [NAMEID_FORMAT_PERSISTENT],
@@ -176,6 +177,8 @@ def _sp_settings() -> dict[str, Any]:
 
 def sp_metadata_config() -> SPConfig:
     """The configuration without the IdP: what ``/accounts/saml/metadata/`` publishes."""
+    from saml2.config import SPConfig
+
     config = SPConfig()
     config.load(_sp_settings())
     return config
@@ -211,6 +214,9 @@ def sp_config(request: HttpRequest | None = None) -> SPConfig:
 
 
 def _sp_config_load() -> SPConfig:
+    from djangosaml2.utils import available_idps
+    from saml2.config import SPConfig
+
     source = settings.SAML_IDP_METADATA_URL or settings.SAML_IDP_METADATA_FILE
     config_dict = _sp_settings()
     if settings.SAML_IDP_METADATA_URL:
@@ -230,9 +236,11 @@ def _sp_config_load() -> SPConfig:
 
 def saml_idp() -> tuple[str, str]:
     """(entity id, single sign-on URL) of the configured IdP, from its metadata."""
+    from djangosaml2.utils import available_idps
+
     config = sp_config()
     [entity_id] = available_idps(config)
-    services = config.metadata.single_sign_on_service(entity_id, saml2.BINDING_HTTP_REDIRECT)
+    services = config.metadata.single_sign_on_service(entity_id, BINDING_HTTP_REDIRECT)
     return str(entity_id), str(services[0]["location"]) if services else ""
 
 
@@ -344,148 +352,22 @@ class SamlSessionMiddleware(saml_middleware.SamlSessionMiddleware):
         return response
 
 
-class SAMLOnly:
-    """Every SAML page is off (404, whatever the method) unless SAML is configured."""
+def saml_view(name: str) -> Callable[..., HttpResponseBase]:
+    """``accounts.saml_views.<name>`` as a view that imports it on its first request: pysaml2
+    loads its XML schemas when imported (seconds on a busy host), which no other page, and no
+    site without SAML, should wait for. Off (404) unless SAML is configured."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not saml_configured():
             raise Http404("SAML sign-in is not configured")
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return _view_class(name)(request, *args, **kwargs)
+
+    # The IdP's page posts the response from another site, without this site's CSRF token.
+    return csrf_exempt(view) if name == "SAMLACSView" else view
 
 
-def _failure(request: HttpRequest, status: int = 403) -> HttpResponse:
-    return render(
-        request,
-        "accounts/saml_failed.html",
-        {
-            "provider": settings.SAML_PROVIDER_NAME,
-            "reason": getattr(request, "saml_refused", ""),
-            "linking": getattr(request, "saml_link_user", None) is not None,
-        },
-        status=status,
-    )
+@cache
+def _view_class(name: str) -> Callable[..., HttpResponseBase]:
+    from accounts import saml_views
 
-
-class SAMLLoginView(SAMLOnly, saml_views.LoginView):
-    """``/accounts/saml/login/``: redirects to the IdP with an AuthnRequest; off (404) unless
-    SAML is configured."""
-
-    #: where to go when the IdP's metadata cannot be had
-    unreachable_url = "login"
-
-    def get_sp_config(self, request: HttpRequest) -> SPConfig:
-        return sp_config(request)
-
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            sp_config(request)
-        except ProviderUnavailable:
-            logger.exception("SAML sign-in cannot start")
-            messages.error(
-                request,
-                _("%(provider)s cannot be reached right now; try again later.")
-                % {"provider": settings.SAML_PROVIDER_NAME},
-            )
-            return redirect(self.unreachable_url)
-        return super().get(request, *args, **kwargs)
-
-
-class SAMLLinkView(LoginRequiredMixin, SAMLLoginView):
-    """``POST /accounts/saml/link/``: the signed-in user links their account at the IdP (the
-    only way for staff, whom a first sign-in never links by email). The sign-in's flow, with
-    its request marked in the SAML session as linking this user: the response links instead
-    of signing in."""
-
-    http_method_names = ("post",)
-    unreachable_url = "profile"
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not saml_configured():  # before asking an anonymous visitor to sign in
-            raise Http404("SAML sign-in is not configured")
-        return super().dispatch(request, *args, **kwargs)
-
-    def should_prevent_auth(self, request: HttpRequest) -> bool:
-        return False
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        session: Any = request.saml_session  # type: ignore[attr-defined]
-        before = set(OutstandingQueriesCache(session).outstanding_queries())
-        query = request.GET.copy()
-        query["next"] = reverse("profile")  # where the response comes back to
-        request.GET = query  # type: ignore[assignment]
-        response = self.get(request, *args, **kwargs)
-        started = set(OutstandingQueriesCache(session).outstanding_queries()) - before
-        if started:
-            links = dict(session.get("saml_link", {}))
-            links.update({request_id: request.user.pk for request_id in started})
-            session["saml_link"] = links
-        return response
-
-
-# The IdP's page posts here from another site, without this site's CSRF token: the response's
-# signature and InResponseTo (a request this browser's SAML session made) stand in for it.
-@method_decorator(csrf_exempt, name="dispatch")
-class SAMLACSView(SAMLOnly, saml_views.AssertionConsumerServiceView):
-    """``POST /accounts/saml/acs/``: where the IdP posts its response. Any refusal (the
-    library's checks, or which account) is a 403 page that says sign-in failed; details go to
-    the log."""
-
-    def get_sp_config(self, request: HttpRequest) -> SPConfig:
-        return sp_config(request)
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            sp_config(request)
-        except ProviderUnavailable:
-            logger.exception("SAML response not checked")
-            return _failure(request, status=503)
-        return super().post(request)
-
-    def custom_validation(self, response: Any) -> None:
-        # The response is verified and answers a request of this browser: was it a link?
-        session = self.request.saml_session
-        links = dict(session.get("saml_link", {}))
-        user_pk = links.pop(response.session_id(), None)
-        if user_pk is not None:
-            session["saml_link"] = links
-            self.request.saml_link_user = User.objects.get(pk=user_pk)
-
-    def authenticate_user(self, request: HttpRequest, session_info: Any, *args: Any) -> Any:
-        linking: User | None = getattr(request, "saml_link_user", None)
-        if linking is None:
-            return super().authenticate_user(request, session_info, *args)
-        # Linking: the backend links the identity to the user who asked, who stays signed in
-        # as they were (under HTTPS the site's own session cookie is not sent with this POST).
-        user = authenticate(request=request, session_info=session_info)
-        if user is None:
-            raise PermissionDenied("the identity could not be linked")
-        messages.success(
-            request,
-            _(
-                'Your %(provider)s account is now linked: "Sign in with %(provider)s" signs you'
-                " in to this account from now on."
-            )
-            % {"provider": settings.SAML_PROVIDER_NAME},
-        )
-        return user
-
-    def handle_acs_failure(
-        self,
-        request: HttpRequest,
-        exception: Exception | None = None,
-        status: int = 403,
-        **kwargs: Any,
-    ) -> HttpResponse:
-        logger.warning("SAML sign-in refused: %r", exception)
-        return _failure(request, status=status)
-
-
-class SAMLMetadataView(SAMLOnly, saml_views.MetadataView):
-    """``/accounts/saml/metadata/``: this service provider's metadata for the IdP operator
-    (entity id, assertion consumer service, certificate); needs no IdP metadata."""
-
-    def get_sp_config(self, request: HttpRequest) -> SPConfig:
-        return sp_metadata_config()
-
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return super().get(request, *args, **kwargs)
+    return getattr(saml_views, name).as_view()

@@ -56,8 +56,8 @@ urlpatterns = [
     path("oidc/login/", oidc.OIDCLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", oidc.OIDCCallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/link/", oidc.OIDCLinkView.as_view(), name="oidc_link"),
-    path("saml/metadata/", saml.SAMLMetadataView.as_view(), name="saml2_metadata"),
-    path("saml/login/", saml.SAMLLoginView.as_view(), name="saml2_login"),
-    path("saml/acs/", saml.SAMLACSView.as_view(), name="saml2_acs"),
-    path("saml/link/", saml.SAMLLinkView.as_view(), name="saml_link"),
+    path("saml/metadata/", saml.saml_view("SAMLMetadataView"), name="saml2_metadata"),
+    path("saml/login/", saml.saml_view("SAMLLoginView"), name="saml2_login"),
+    path("saml/acs/", saml.saml_view("SAMLACSView"), name="saml2_acs"),
+    path("saml/link/", saml.saml_view("SAMLLinkView"), name="saml_link"),
 ]

@@ -6,7 +6,10 @@ refusal to start without a key pair. (Sign-in end to end, against a real IdP pro
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from base64 import b64encode
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from accounts import saml
 from tests.accounts.conftest import key_pair_make
 from tests.accounts.saml_idp import IdP
-from tests.platform.test_settings import load_settings
+from tests.platform.test_settings import ROOT, load_settings
 
 MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
@@ -187,3 +190,24 @@ def test_it_keeps_the_idp_metadata_it_has_when_a_refresh_fails(client, db, saml_
 
     assert response.status_code == 302
     assert response.url.startswith("https://idp.uni.example/sso?SAMLRequest=")
+
+
+def test_no_process_imports_pysaml2_before_a_saml_page_is_used(tmp_path):
+    # pysaml2 loads its XML schemas on import: seconds at every web process's start otherwise.
+    code = (
+        "import sys, django; django.setup();"
+        "from django.core.handlers.wsgi import WSGIHandler; WSGIHandler();"
+        "import accounts.urls, accounts.saml;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'saml2'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
