@@ -1,9 +1,10 @@
 # One image for web, worker and beat; docker-compose.yml picks the command.
 FROM python:3.11-slim-bookworm
 
-# bubblewrap runs untrusted models; libseccomp2 backs the seccomp filter.
+# bubblewrap runs untrusted models; libseccomp2 backs the seccomp filter; xmlsec1 signs and
+# checks SAML messages.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 util-linux \
+    && apt-get install -y --no-install-recommends bubblewrap libseccomp2 util-linux xmlsec1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

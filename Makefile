@@ -29,8 +29,9 @@ bench: install-dev
 	$(PY) -m benchmarks
 
 # System packages, installed when missing and running as root (otherwise: say what to install).
-# The demo needs bubblewrap (the sandbox); the tests also drive chromium and validate
-# docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile with its caddy.
+# The demo needs bubblewrap (the sandbox) and xmlsec1 (SAML signatures); the tests also drive
+# chromium and validate docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile
+# with its caddy.
 define apt_ensure
 	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -47,7 +48,7 @@ define apt_ensure
 endef
 
 system-packages:
-	$(call apt_ensure,bwrap:bubblewrap)
+	$(call apt_ensure,bwrap:bubblewrap xmlsec1:xmlsec1)
 
 system-packages-dev: system-packages
 	$(call apt_ensure,chromium:chromium docker-compose:docker-compose caddy:caddy)

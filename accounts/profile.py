@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.oidc import oidc_configured, oidc_form_action, oidc_identity
+from accounts.saml import saml_profile
 from courses.access import AuthedRequest
 from courses.models import Enrollment
 from submissions.models import ApiToken
@@ -20,6 +21,7 @@ from submissions.models import ApiToken
 def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
     token = ApiToken.objects.filter(user=request.user).select_related("user").first()
     enrollments = Enrollment.objects.filter(user=request.user).select_related("semester__course")
+    saml = saml_profile(request.user)
     response = render(
         request,
         "accounts/profile.html",
@@ -31,10 +33,11 @@ def _profile_page(request: AuthedRequest, new_key: str = "") -> HttpResponse:
             "api_root": request.build_absolute_uri("/api/"),
             "oidc_provider_name": settings.OIDC_PROVIDER_NAME if oidc_configured() else "",
             "oidc_identity": oidc_identity(request.user),
+            **saml,
         },
     )
-    # The "Link my university account" form redirects to the provider.
-    if form_action := oidc_form_action():
+    # The "Link my university account" forms redirect to the provider.
+    if form_action := oidc_form_action() + saml["saml_form_action"]:
         response._csp_update = {"form-action": ["'self'", *form_action]}  # type: ignore[attr-defined]
     return response
 

@@ -1,12 +1,12 @@
 """Everything under ``/accounts/``: sign-in and out, the profile and its API token,
-invitations, password reset and change, and single sign-on. A second provider (SAML) would add
-its own ``saml/`` pair here."""
+invitations, password reset and change, and single sign-on (OpenID Connect under ``oidc/``,
+SAML 2.0 under ``saml/``)."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import TemplateView
 
-from accounts import oidc, profile, views
+from accounts import oidc, profile, saml, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
@@ -56,4 +56,8 @@ urlpatterns = [
     path("oidc/login/", oidc.OIDCLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", oidc.OIDCCallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/link/", oidc.OIDCLinkView.as_view(), name="oidc_link"),
+    path("saml/metadata/", saml.saml_view("SAMLMetadataView"), name="saml2_metadata"),
+    path("saml/login/", saml.saml_view("SAMLLoginView"), name="saml2_login"),
+    path("saml/acs/", saml.saml_view("SAMLACSView"), name="saml2_acs"),
+    path("saml/link/", saml.saml_view("SAMLLinkView"), name="saml_link"),
 ]

@@ -18,6 +18,7 @@ from django.urls import reverse_lazy
 
 from accounts.forms import AnyAccountPasswordResetForm
 from accounts.oidc import oidc_configured
+from accounts.saml import saml_configured
 from accounts.throttle import reset_request_admit
 from accounts.tokens import invitation_tokens
 
@@ -28,6 +29,7 @@ class SignInView(auth_views.LoginView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["oidc_provider_name"] = settings.OIDC_PROVIDER_NAME if oidc_configured() else ""
+        context["saml_provider_name"] = settings.SAML_PROVIDER_NAME if saml_configured() else ""
         return context
 
 

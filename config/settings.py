@@ -143,6 +143,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The cookie that carries a SAML sign-in's state across the IdP's cross-site POST.
+    "accounts.saml.SamlSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -210,11 +212,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # guessed-at account nor a lecture hall behind one NAT is locked out for everyone. The database
 # handler works on SQLite and PostgreSQL alike; staff can lift a lockout in the admin.
 # Axes first (it refuses a locked-out pair before a password is checked), then passwords; the
-# OIDC backend answers only on its callback and only when configured.
+# OIDC and SAML backends answer only on their callbacks and only when configured.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "accounts.oidc.UniversityOIDCBackend",
+    "accounts.saml.UniversitySAMLBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
@@ -232,6 +235,8 @@ AXES_SENSITIVE_PARAMETERS = [
     "old_password",
     "new_password1",
     "new_password2",
+    # a refused SAML sign-in's POST: the IdP's whole signed response, personal data included
+    "SAMLResponse",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -411,6 +416,37 @@ OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10, minimum=1)
 # A refusal is explained on the sign-in page (a message), not on the home page.
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/"
+
+# SAML 2.0 (djangosaml2 on pysaml2, which signs and checks with Debian's xmlsec1): on when the
+# IdP's metadata is configured. Give the IdP operator SITE_URL/accounts/saml/metadata/ (this
+# service provider's metadata: entity id, assertion consumer service, certificate).
+SAML_IDP_METADATA_URL = env_str("SAML_IDP_METADATA_URL", "")
+SAML_IDP_METADATA_FILE = env_str("SAML_IDP_METADATA_FILE", "")
+#: the button reads "Sign in with <this>"
+SAML_PROVIDER_NAME = env_str("SAML_PROVIDER_NAME", "your university")
+#: this service provider's key pair (PEM): a demo pair is made in VAR_DIR/saml/ when unset and
+#: DEBUG is on; production names its own
+SAML_SP_KEY_FILE = env_str("SAML_SP_KEY_FILE", "")
+SAML_SP_CERT_FILE = env_str("SAML_SP_CERT_FILE", "")
+#: the attribute holding the email (mail, or its OID: either is accepted for the other)
+SAML_EMAIL_ATTRIBUTE = env_str("SAML_EMAIL_ATTRIBUTE", "mail")
+#: sign in someone whose email matches no account by creating one (else refused)
+SAML_CREATE_USERS = env_bool("SAML_CREATE_USERS", False)
+#: seconds to wait for the IdP's metadata; and how long fetched metadata is kept
+SAML_TIMEOUT = env_int("SAML_TIMEOUT", 10, minimum=1)
+SAML_METADATA_REFRESH_SECONDS = env_int("SAML_METADATA_REFRESH_SECONDS", 3600, minimum=60)
+if (SAML_IDP_METADATA_URL or SAML_IDP_METADATA_FILE) and not DEBUG:
+    for _name in ("SAML_SP_KEY_FILE", "SAML_SP_CERT_FILE"):
+        if not Path(globals()[_name] or "/nonexistent").is_file():
+            raise ImproperlyConfigured(
+                f"SAML sign-in needs {_name} (an existing PEM file) when DEBUG is off"
+            )
+# djangosaml2: its state cookie (accounts.saml.SamlSessionMiddleware sets SameSite per request);
+# the sign-in redirects to the IdP (no auto-posting form, which the CSP would stop); the
+# page's own CSP stays as it is.
+SAML_SESSION_COOKIE_NAME = "saml_session"
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_CSP_HANDLER = ""
 
 # --- grading ----------------------------------------------------------------------------------
 

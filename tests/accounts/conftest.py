@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import pytest
 import requests
@@ -169,3 +169,102 @@ def roster_user(username: str, email: str) -> User:
     user.set_unusable_password()
     user.save()
     return user
+
+
+class SamlIdP:
+    """The SAML IdP process (``tests.accounts.saml_idp``)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[str], log: Path) -> None:
+        self.url = url
+        self.proc = proc
+        self.log = log
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/metadata"
+
+
+def key_pair_make(folder: Path, name: str) -> None:
+    """A throw-away self-signed pair ``name.key`` / ``name.crt`` (made by openssl)."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=test {name}",
+            "-keyout",
+            str(folder / f"{name}.key"),
+            "-out",
+            str(folder / f"{name}.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def saml_idp(tmp_path_factory: pytest.TempPathFactory, live_server: Any) -> Iterator[SamlIdP]:
+    keys = tmp_path_factory.mktemp("saml-idp")
+    for name in ("idp", "other", "sp"):
+        key_pair_make(keys, name)
+    port = free_port()
+    # Listening on 127.0.0.1, named as the live server names its host: one site for the
+    # browser, as the demo's IdP and site share 127.0.0.1 (the SAML state cookie is Lax there).
+    url = f"http://{urlparse(live_server.url).hostname}:{port}"
+    log_path = keys / "idp.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.accounts.saml_idp",
+            "--port",
+            str(port),
+            "--url",
+            url,
+            "--keys",
+            str(keys),
+            "--sp-metadata-url",
+            f"{live_server.url}/accounts/saml/metadata/",
+        ],
+        cwd=Path(__file__).parents[2],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + PROVIDER_READY_SECONDS
+    while True:
+        try:
+            if requests.get(f"{url}/metadata", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the SAML IdP did not start: {log_path.read_text()}")
+        time.sleep(0.1)
+    yield SamlIdP(url, proc, log_path)
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def saml_settings(settings: Any, saml_idp: SamlIdP) -> Any:
+    keys = Path(saml_idp.log).parent
+    settings.SAML_IDP_METADATA_URL = saml_idp.metadata_url
+    settings.SAML_IDP_METADATA_FILE = ""
+    settings.SAML_PROVIDER_NAME = "Uni Login"
+    settings.SAML_SP_KEY_FILE = str(keys / "sp.key")
+    settings.SAML_SP_CERT_FILE = str(keys / "sp.crt")
+    settings.SAML_EMAIL_ATTRIBUTE = "mail"
+    settings.SAML_CREATE_USERS = False
+    return settings
