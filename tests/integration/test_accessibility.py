@@ -77,6 +77,12 @@ STICKING_OUT = """(screen) => Array.from(document.querySelectorAll("body *"))
   .map((el) => `${el.tagName.toLowerCase()}${el.className ? "." + el.className : ""}`
     + ` (${Math.round(el.getBoundingClientRect().right)} px)`)"""
 
+#: parts of a page that change while it is open (a status, a place in the queue, the health
+#: tables), outside a polite live region: a screen reader would not hear them change
+SILENT = """() => Array.from(document.querySelectorAll("[data-field], #health"))
+  .filter((el) => !el.closest("[aria-live=polite]"))
+  .map((el) => el.getAttribute("data-field") || el.id)"""
+
 MEASURE = """() => ({
   width: document.documentElement.scrollWidth,
   screen: window.innerWidth,
@@ -347,6 +353,9 @@ def check_page(page: Page, url: str, language: str, name: str, width: int) -> li
             box = page.locator(control).bounding_box()
             if box is None or box["height"] < THUMB_PX or box["x"] + box["width"] > width:
                 problems.append(f"{control} at {box}: a thumb needs {THUMB_PX} px, on screen")
+    silent = page.evaluate(SILENT)
+    if silent:
+        problems.append(f"live parts outside a polite live region: {', '.join(silent)}")
     page.add_script_tag(path=str(AXE))
     for v in page.evaluate(RUN_AXE):
         targets = ", ".join(v["targets"][:5])
