@@ -288,6 +288,7 @@ def seed(semester: Semester) -> Site:
             "password-reset-complete": reverse("password_reset_complete"),
             "invitation-done": reverse("invitation_done"),
             "board": f"/challenges/{keypoints.slug}/leaderboard/",
+            "archive": reverse("course_archive", args=[course]),
         },
         student_pages={
             **shared,
