@@ -31,7 +31,7 @@ bench: install-dev
 # System packages, installed when missing and running as root (otherwise: say what to install).
 # The demo needs bubblewrap (the sandbox) and xmlsec1 (SAML signatures); the tests also drive
 # chromium and validate docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile
-# with its caddy.
+# with its caddy; npm installs axe-core for the accessibility test.
 define apt_ensure
 	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -51,7 +51,7 @@ system-packages:
 	$(call apt_ensure,bwrap:bubblewrap xmlsec1:xmlsec1)
 
 system-packages-dev: system-packages
-	$(call apt_ensure,chromium:chromium docker-compose:docker-compose caddy:caddy)
+	$(call apt_ensure,chromium:chromium docker-compose:docker-compose caddy:caddy npm:npm)
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,12 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 
 install: system-packages $(VENV)/.installed
 
-install-dev: system-packages-dev $(VENV)/.installed-dev
+# axe-core (package.json, pinned in package-lock.json): the accessibility test runs it in the browser.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install-dev: system-packages-dev $(VENV)/.installed-dev node_modules/.package-lock.json
 
 migrate: install
 	$(PY) manage.py migrate --no-input

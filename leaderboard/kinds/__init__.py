@@ -20,6 +20,24 @@ Draw = Callable[[dict[str, Any]], bytes | None]
 
 
 @dataclass(frozen=True)
+class ChartTable:
+    """The numbers a chart draws, as a table: the chart's text alternative on the result page,
+    for whoever cannot see the picture or read its small print on a phone."""
+
+    #: the column headers; the first names the rows
+    headers: tuple[str, ...]
+    #: a label, then one number for each further column (None: not measured)
+    rows: list[tuple[str, list[float | None]]]
+    #: the numbers' unit ("%", or "" for counts) and decimals
+    unit: str = ""
+    decimals: int = 0
+
+
+#: a graded submission's metrics → the chart's numbers, or None when there are none
+Tabulate = Callable[[dict[str, Any]], ChartTable | None]
+
+
+@dataclass(frozen=True)
 class Chart:
     draw: Draw
     #: the metrics it is drawn from: a result without them shows no such chart
@@ -27,6 +45,17 @@ class Chart:
     #: the image's alternative text and caption on the result page
     alt: str
     caption: str
+    #: the same numbers as a table, shown under the chart
+    table: Tabulate | None = None
+
+
+@dataclass(frozen=True)
+class ShownChart:
+    """A chart as a result page shows it: its name in the URL, what it is, its numbers."""
+
+    name: str
+    chart: Chart
+    table: ChartTable | None
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,13 @@ class KindPage:
             for name, chart in self.charts.items()
             if all(metrics.get(key) for key in chart.needs)
         }
+
+    def shown_charts(self, metrics: dict[str, Any]) -> list[ShownChart]:
+        """The charts this result shows, each with its table of numbers (if the kind has one)."""
+        return [
+            ShownChart(name, chart, chart.table(metrics) if chart.table else None)
+            for name, chart in self.charts_for(metrics).items()
+        ]
 
 
 _registry: Registry[KindPage] = Registry(__name__, "task kind page", LookupError)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
+
 from leaderboard import charts
-from leaderboard.kinds import Chart, KindPage, Picture, register
+from leaderboard.kinds import Chart, ChartTable, KindPage, Picture, register
 
 
 def class_names() -> list[str]:
@@ -21,8 +23,28 @@ def per_class(metrics: dict[str, Any]) -> bytes | None:
         return None
     if not len(accuracy) == len(iou) == len(names):
         return None
-    svg, _ = charts.per_class_bars(names, accuracy, iou)
+    svg, _drawn = charts.per_class_bars(names, accuracy, iou)
     return svg
+
+
+def per_class_table(metrics: dict[str, Any]) -> ChartTable | None:
+    """The bars' numbers, in percent; classes absent from the test set left out, as drawn."""
+    accuracy, iou = metrics.get("per_class_accuracy"), metrics.get("per_class_iou")
+    names = class_names()
+    if not (isinstance(accuracy, list) and isinstance(iou, list)):
+        return None
+    if not len(accuracy) == len(iou) == len(names):
+        return None
+    return ChartTable(
+        headers=(_("Class"), _("Accuracy"), _("IoU")),
+        rows=[
+            (name, [acc * 100, jac * 100])
+            for name, acc, jac in zip(names, accuracy, iou, strict=True)
+            if acc is not None and jac is not None
+        ],
+        unit="%",
+        decimals=1,
+    )
 
 
 @register
@@ -35,6 +57,7 @@ class SegmentationPage(KindPage):
             alt="Bar chart of accuracy and IoU per class on the hidden test set",
             caption="Accuracy and IoU per class on the hidden test set; classes the test set"
             " does not contain are left out.",
+            table=per_class_table,
         )
     }
     pictures: ClassVar[dict[str, Picture]] = {

@@ -231,7 +231,7 @@ def result_facts(submission: Submission) -> dict[str, object]:
     challenge = submission.challenge
     kind = challenge.kind
     if submission.status != Submission.Status.GRADED:
-        return {"figures": [], "charts": {}, "pictures": {}}
+        return {"figures": [], "charts": [], "pictures": {}}
     page = get_page(challenge.task)
     # Before the reveal of a split challenge: the public part's figures only.
     metrics = shown_result(submission).metrics
@@ -244,7 +244,7 @@ def result_facts(submission: Submission) -> dict[str, object]:
             if figure.key != challenge.score_key and figure.key in metrics
         ],
         "kind_page": page,
-        "charts": page.charts_for(metrics),
+        "charts": page.shown_charts(metrics),
         "pictures": {name: p for name, p in page.pictures.items() if stored.get(name)},
     }
 

@@ -185,6 +185,25 @@ def test_it_links_the_charts_from_the_result_page(client, student, seg_result):
     assert reverse("submission_picture", args=[seg_result.pk, "samples"]) not in page
 
 
+def test_it_gives_each_chart_a_table_of_its_numbers(client, student, seg_result):
+    """The text alternative of the per-class chart: the same numbers, the same classes."""
+    import re
+
+    client.force_login(student)
+
+    page = client.get(reverse("submission_detail", args=[seg_result.pk])).content.decode()
+
+    table = page[page.index('<details class="chart-numbers">') : page.index("</details>")]
+    rows = re.findall(r'<tr><th scope="row">(\w+)</th>(.*?)</tr>', table)
+    cells = {name: re.findall(r'<td class="num">([^<]*)</td>', row) for name, row in rows}
+    assert cells == {
+        "grass": ["90.0 %", "80.0 %"],
+        "sky": ["70.0 %", "50.0 %"],
+        "road": ["40.0 %", "25.0 %"],
+    }
+    assert 'role="region"' in table and 'tabindex="0"' in table and "<caption>" in table
+
+
 @pytest.mark.parametrize("who", ["other_student", "outsider", None])
 def test_it_hides_a_result_chart_from_everyone_else(client, request, seg_result, who):
     if who:
