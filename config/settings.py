@@ -143,9 +143,14 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before CommonMiddleware (Django's i18n guide): the language cookie, else
+    # the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Needs the user: a signed-in user's saved language wins over cookie and browser.
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
@@ -165,6 +170,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -240,8 +246,13 @@ LOGOUT_REDIRECT_URL = "home"
 # Stored in UTC; each course shows times in its own timezone (Course.timezone).
 TIME_ZONE = "UTC"
 USE_TZ = True
-LANGUAGE_CODE = "en-us"
-USE_I18N = False
+# Pages, emails and the grader's messages in English and German. The language is the signed-in
+# user's saved choice (accounts.language), else the language cookie set by the header's switch,
+# else the browser's Accept-Language; numbers and dates follow it (USE_L10N is always on).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- transport security -------------------------------------------------------------------------
 
