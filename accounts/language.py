@@ -60,7 +60,9 @@ def set_language(request: HttpRequest) -> HttpResponse:
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.language.remember_browser_language")
-def remember_browser_language(sender: Any, request: HttpRequest | None, user: Any, **_: Any) -> None:
+def remember_browser_language(
+    sender: Any, request: HttpRequest | None, user: Any, **_: Any
+) -> None:
     """Keep the browser's language for a user who never chose one (their emails use it)."""
     if request is None:
         return

@@ -249,8 +249,14 @@ USE_TZ = True
 # Pages, emails and the grader's messages in English and German. The language is the signed-in
 # user's saved choice (accounts.language), else the language cookie set by the header's switch,
 # else the browser's Accept-Language; numbers and dates follow it (USE_L10N is always on).
-LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+#: for a reader whose browser asks for neither, and for emails to someone who never signed in
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {', '.join(dict(LANGUAGES))}")
+# Dates and numbers per language (config/formats/<lang>/formats.py): the site's own look in
+# English, German conventions in German.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 

@@ -76,9 +76,9 @@ def problems(root: Path) -> list[str]:
             committed = root / name
             fresh = entries(path)
             held = entries(committed) if committed.exists() else set()
-            for ctxt, msgid, _ in sorted(fresh - held, key=str):
+            for _ctxt, msgid, _ in sorted(fresh - held, key=str):
                 found.append(f"{name}: not in the catalogue (run makemessages): {msgid!r}")
-            for ctxt, msgid, _ in sorted(held - fresh, key=str):
+            for _ctxt, msgid, _ in sorted(held - fresh, key=str):
                 found.append(f"{name}: no longer in the source (run makemessages): {msgid!r}")
     return found
 

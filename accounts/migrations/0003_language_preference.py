@@ -21,9 +21,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "language",
-                    models.CharField(
-                        choices=[("en", "English"), ("de", "Deutsch")], max_length=10
-                    ),
+                    models.CharField(choices=[("en", "English"), ("de", "Deutsch")], max_length=10),
                 ),
                 ("chosen", models.BooleanField(default=False)),
                 ("updated_at", models.DateTimeField(auto_now=True)),

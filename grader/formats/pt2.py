@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grader.errors import GradingError, safe_message
+from grader.i18n import gettext_noop
 
 if TYPE_CHECKING:
     from grader.formats import Predict
@@ -56,7 +57,11 @@ MAX_DEPTH = 64
 
 
 def _pt2_error(code: str, message: str) -> GradingError:
-    return GradingError(code, f"{message}; re-export the model with torch.export.save")
+    return GradingError(
+        code,
+        gettext_noop("%(problem)s; re-export the model with torch.export.save")
+        % {"problem": message},
+    )
 
 
 class _Expression:
@@ -233,7 +238,9 @@ def sanitize_pt2(path: Path) -> bytes:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         prefixes = {i.filename.split("/", 1)[0] for i in infos}
         if len(prefixes) != 1:
-            raise _pt2_error("pt2_layout", "your .pt2 holds files outside its one top folder")
+            raise _pt2_error(
+                "pt2_layout", gettext_noop("your .pt2 holds files outside its one top folder")
+            )
         prefix = prefixes.pop() + "/"
         # The JSON first: a payload is then refused for what its config claims it is.
         for info in sorted(infos, key=lambda i: not i.filename.endswith(".json")):
@@ -241,7 +248,9 @@ def sanitize_pt2(path: Path) -> bytes:
             if info.compress_type != zipfile.ZIP_STORED:
                 # torch.export.save stores every member; refusing compression keeps the rebuilt
                 # archive (held in memory) no larger than the upload.
-                raise _pt2_error("pt2_layout", "your .pt2 was compressed again after saving")
+                raise _pt2_error(
+                    "pt2_layout", gettext_noop("your .pt2 was compressed again after saving")
+                )
             if not _PT2_MEMBERS.fullmatch(member):
                 raise _pt2_error(
                     "pt2_member", f"your .pt2 holds an unexpected file {info.filename[:100]!r}"
