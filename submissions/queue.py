@@ -50,9 +50,9 @@ class QueuePlace:
 
 
 def ordinal(n: int) -> str:
-    """ "3rd" in English; "3." in German (and any other language but English)."""
+    """ "3rd" in English; in German the number alone ("Platz 3 in der Warteschlange")."""
     if not (get_language() or "en").startswith("en"):
-        return f"{n}."
+        return str(n)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
