@@ -2,8 +2,10 @@
 
 Django's ``LocaleMiddleware`` chooses from the language cookie and the browser's
 ``Accept-Language``; a user who chose a language with the switch keeps it on every device they
-sign in from (``UserLanguageMiddleware``, after authentication). Sign-in records the browser's
-language for users who never chose, so emails a worker sends later are in a language they read.
+sign in from: sign-in copies the saved choice into the session, and ``UserLanguageMiddleware``
+(after authentication) applies it from there, so a page costs no query for it. Sign-in also
+records the browser's language for users who never chose, so emails a worker sends later are
+in a language they read.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from django.views.decorators.http import require_POST
 from accounts.models import LanguagePreference
 
 SUPPORTED = dict(settings.LANGUAGES)
+#: the signed-in user's chosen language, copied from ``LanguagePreference`` at sign-in
+SESSION_KEY = "accounts_language"
 
 
 def chosen_language(user: Any) -> str | None:
-    if not user.is_authenticated:
-        return None
-    preference = getattr(user, "language_preference", None)
-    if preference is None or not preference.chosen or preference.language not in SUPPORTED:
+    """The language ``user`` chose with the switch, if any (one query)."""
+    preference = LanguagePreference.objects.filter(user=user, chosen=True).first()
+    if preference is None or preference.language not in SUPPORTED:
         return None
     return str(preference.language)
 
@@ -40,8 +43,8 @@ class UserLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        language = chosen_language(request.user)
-        if language and language != getattr(request, "LANGUAGE_CODE", None):
+        language = request.session.get(SESSION_KEY) if request.user.is_authenticated else None
+        if language in SUPPORTED and language != getattr(request, "LANGUAGE_CODE", None):
             translation.activate(language)
             request.LANGUAGE_CODE = language
         return self.get_response(request)
@@ -56,6 +59,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
         LanguagePreference.objects.update_or_create(
             user=request.user, defaults={"language": language, "chosen": True}
         )
+        request.session[SESSION_KEY] = language
     return response
 
 
@@ -63,8 +67,13 @@ def set_language(request: HttpRequest) -> HttpResponse:
 def remember_browser_language(
     sender: Any, request: HttpRequest | None, user: Any, **_: Any
 ) -> None:
-    """Keep the browser's language for a user who never chose one (their emails use it)."""
+    """Apply a saved choice from now on; for a user who never chose, keep the browser's
+    language (their emails use it)."""
     if request is None:
+        return
+    chosen = chosen_language(user)
+    if chosen:
+        request.session[SESSION_KEY] = chosen
         return
     language = translation.get_language_from_request(request)
     if language in SUPPORTED:

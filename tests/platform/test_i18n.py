@@ -92,6 +92,7 @@ def test_a_saved_choice_wins_over_the_browser(client, student, challenge):
     assert html_lang(page) == "de"
     assert "Meine Kurse" in page
     choose(student, "en")
+    client.force_login(student)  # a choice made elsewhere applies from the next sign-in
     page = client.get("/", **GERMAN).content.decode()
     assert html_lang(page) == "en"
     assert "My courses" in page
