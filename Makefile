@@ -35,7 +35,8 @@ bench: install-dev
 
 # System packages, installed when missing and running as root (otherwise: say what to install).
 # The demo needs bubblewrap (the sandbox) and gettext (compiling the translations); the tests
-# also drive chromium and validate docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile with its caddy.
+# also drive chromium and validate docker-compose.yml with Debian's docker-compose and run
+# deploy/Caddyfile with its caddy.
 define apt_ensure
 	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -9,6 +9,7 @@ its source went) fails the check. Run as ``python scripts/check_catalogue.py [RO
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def problems(root: Path) -> list[str]:
                 cwd=copy,
                 check=True,
                 capture_output=True,
-                env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(Path(tmp) / "var")},
+                env={**os.environ, "VAR_DIR": str(Path(tmp) / "var")},
             )
         for path in sorted((copy / "locale").glob("*/LC_MESSAGES/*.po")):
             name = path.relative_to(copy)
