@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 
-.PHONY: demo test lint bench install install-dev system-packages system-packages-dev migrate seed run clean
+.PHONY: demo test lint bench install install-dev system-packages system-packages-dev messages migrate seed run clean
 
-demo: install migrate seed run
+demo: install messages migrate seed run
 
 # Tests keep their own var/ so a running demo's broker and database are left alone. The second
 # run repeats the platform and real-worker tests on PostgreSQL + Redis (running on 127.0.0.1).
@@ -16,7 +16,7 @@ TEST_ENV := VAR_DIR=$(CURDIR)/var/test
 SERVICES_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/leaderboard \
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15
 
-test: install-dev
+test: install-dev messages
 	$(TEST_ENV) $(PY) -m pytest
 	$(TEST_ENV) $(SERVICES_ENV) $(PY) -m pytest -m "not browser" tests/platform tests/integration
 
@@ -24,14 +24,20 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/check_catalogue.py
+
+# The German catalogue's binary form, compiled from the committed .po files (never committed).
+messages: install
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=var
 
 bench: install-dev
 	$(PY) -m benchmarks
 
 # System packages, installed when missing and running as root (otherwise: say what to install).
-# The demo needs bubblewrap (the sandbox) and xmlsec1 (SAML signatures); the tests also drive
-# chromium and validate docker-compose.yml with Debian's docker-compose and run deploy/Caddyfile
-# with its caddy; npm installs axe-core for the accessibility test.
+# The demo needs bubblewrap (the sandbox), xmlsec1 (SAML signatures) and gettext (compiling the
+# translations); the tests also drive chromium and validate docker-compose.yml with Debian's
+# docker-compose and run deploy/Caddyfile with its caddy; npm installs axe-core for the
+# accessibility test.
 define apt_ensure
 	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -48,7 +54,7 @@ define apt_ensure
 endef
 
 system-packages:
-	$(call apt_ensure,bwrap:bubblewrap xmlsec1:xmlsec1)
+	$(call apt_ensure,bwrap:bubblewrap xmlsec1:xmlsec1 msgfmt:gettext)
 
 system-packages-dev: system-packages
 	$(call apt_ensure,chromium:chromium docker-compose:docker-compose caddy:caddy npm:npm)

@@ -13,3 +13,7 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Connects the sign-in signal that remembers the browser's language.
+        from accounts import language  # noqa: F401

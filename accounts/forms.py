@@ -7,9 +7,11 @@ from typing import Any
 
 from django.contrib.auth.forms import PasswordResetForm
 from django.template import loader
+from django.utils import translation
 
 from accounts.identities import users_by_email
 from accounts.mail import email_send_later
+from courses.languages import recipient_language
 
 
 class AnyAccountPasswordResetForm(PasswordResetForm):
@@ -33,9 +35,11 @@ class AnyAccountPasswordResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
-        # What Django's send_mail builds (this site has no HTML template), handed to a worker.
-        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
-        body = loader.render_to_string(email_template_name, context)
+        # What Django's send_mail builds (this site has no HTML template), handed to a worker;
+        # in the account's saved language, else the language of the page that asked.
+        with translation.override(recipient_language(context["user"], translation.get_language())):
+            subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+            body = loader.render_to_string(email_template_name, context)
         email_send_later(
             {"subject": subject, "body": body, "from_email": from_email, "to": [to_email]}
         )

@@ -17,12 +17,14 @@ from django.core.mail import EmailMessage, get_connection
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
 from accounts.models import Invitation
 from accounts.tokens import invitation_tokens
+from courses.languages import recipient_language
 from courses.models import Enrollment, Semester
 
 
@@ -97,8 +99,12 @@ def _message(enrollment: Enrollment) -> EmailMessage:
         "site_url": settings.SITE_URL,
         "login_url": settings.SITE_URL + reverse("login"),
     }
-    subject = f"Your account for {semester.course.title}, {semester.title}"
-    body = render_to_string("accounts/email/invitation.txt", context)
+    with translation.override(recipient_language(enrollment.user)):
+        subject = _("Your account for %(course)s, %(semester)s") % {
+            "course": semester.course.title,
+            "semester": semester.title,
+        }
+        body = render_to_string("accounts/email/invitation.txt", context)
     return EmailMessage(subject, body, to=[enrollment.user.email])
 
 

@@ -101,3 +101,23 @@ class PasswordResetRequest(models.Model):
 
     def __str__(self) -> str:
         return f"password reset request at {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class LanguagePreference(models.Model):
+    """The language a user reads the site and their emails in.
+
+    ``chosen`` says the user picked it with the language switch: only then does it win over the
+    browser's ``Accept-Language`` on every page. Otherwise it is the language their browser
+    asked for when they last signed in, kept so a worker (which has no request) writes their
+    emails in it.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="language_preference"
+    )
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES)
+    chosen = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.language}{' (chosen)' if self.chosen else ''}"

@@ -37,6 +37,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
@@ -259,8 +260,11 @@ class UniversityOIDCBackend(OIDCAuthenticationBackend):
                 provider = settings.OIDC_PROVIDER_NAME
                 messages.success(
                     self.request,
-                    f'Your {provider} account is now linked: "Sign in with {provider}" signs you'
-                    " in to this account from now on.",
+                    _(
+                        'Your %(provider)s account is now linked: "Sign in with %(provider)s"'
+                        " signs you in to this account from now on."
+                    )
+                    % {"provider": provider},
                 )
                 return linking
             return oidc_user_match(claims, issuer=issuer, create=settings.OIDC_CREATE_USERS)
@@ -298,7 +302,8 @@ class OIDCLoginView(OIDCAuthenticationRequestView):
         except ProviderUnavailable:
             messages.error(
                 request,
-                f"{settings.OIDC_PROVIDER_NAME} cannot be reached right now; try again later.",
+                _("%(provider)s cannot be reached right now; try again later.")
+                % {"provider": settings.OIDC_PROVIDER_NAME},
             )
             return redirect(self.unreachable_url)
         return super().get(request)
@@ -354,8 +359,11 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
             return self.login_failure()  # not a flow of this session: say nothing
         # Else a provider that leaves the state out of its error (RFC 6749, 4.1.2.1, asks for
         # it) answered a flow this session started.
-        what = "Linking your account" if flow and "link_user" in flow else "Sign-in"
-        messages.error(request, f"{what} with {settings.OIDC_PROVIDER_NAME} was cancelled.")
+        if flow and "link_user" in flow:
+            cancelled = _("Linking your account with %(provider)s was cancelled.")
+        else:
+            cancelled = _("Sign-in with %(provider)s was cancelled.")
+        messages.error(request, cancelled % {"provider": settings.OIDC_PROVIDER_NAME})
         return self.login_failure()
 
     @property

@@ -145,9 +145,14 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The cookie that carries a SAML sign-in's state across the IdP's cross-site POST.
     "accounts.saml.SamlSessionMiddleware",
+    # After sessions, before CommonMiddleware (Django's i18n guide): the language cookie, else
+    # the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Needs the user: a signed-in user's saved language wins over cookie and browser.
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
@@ -167,6 +172,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ],
         },
     },
@@ -245,8 +251,19 @@ LOGOUT_REDIRECT_URL = "home"
 # Stored in UTC; each course shows times in its own timezone (Course.timezone).
 TIME_ZONE = "UTC"
 USE_TZ = True
-LANGUAGE_CODE = "en-us"
-USE_I18N = False
+# Pages, emails and the grader's messages in English and German. The language is the signed-in
+# user's saved choice (accounts.language), else the language cookie set by the header's switch,
+# else the browser's Accept-Language; numbers and dates follow it (USE_L10N is always on).
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+#: for a reader whose browser asks for neither, and for emails to someone who never signed in
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {', '.join(dict(LANGUAGES))}")
+# Dates and numbers per language (config/formats/<lang>/formats.py): the site's own look in
+# English, German conventions in German.
+FORMAT_MODULE_PATH = ["config.formats"]
+USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- transport security -------------------------------------------------------------------------
 

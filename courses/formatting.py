@@ -1,10 +1,17 @@
-"""How scores, figures and times read on pages and in emails: one place, so they agree."""
+"""How scores, figures and times read on pages and in emails: one place, so they agree.
+
+In the active language's conventions (``config/formats/``): "12.35" and "Wed 04 Feb 2026,
+23:59:59 CET" in English, "12,35" and "Mi, 04.02.2026, 23:59:59 CET" in German. A worker writing
+an email activates its recipient's language first (``translation.override``).
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, tzinfo
 from typing import Any
+
+from django.utils.formats import date_format, number_format
 
 
 def stored_number(value: Any) -> float | None:
@@ -17,6 +24,15 @@ def stored_number(value: Any) -> float | None:
         return None
 
 
+def localised(digits: str) -> str:
+    """A number already rounded by Python's formatting, with the language's decimal separator.
+
+    ``number_format`` given a float cuts its digits off instead of rounding (12.346 would read
+    12.34); given the rounded text it only swaps the separators.
+    """
+    return number_format(digits)
+
+
 def format_score(score: Any, display: str) -> str:
     """``display`` is the kind's ``score_display``: "number" or "percent"."""
     score = stored_number(score)
@@ -25,8 +41,8 @@ def format_score(score: Any, display: str) -> str:
     if math.isinf(score):
         return "∞" if score > 0 else "−∞"
     if display == "percent":
-        return f"{score * 100:.2f} %"
-    return f"{score:.2f}"
+        return f"{localised(f'{score * 100:.2f}')} %"
+    return localised(f"{score:.2f}")
 
 
 def format_fine(value: Any) -> str:
@@ -35,7 +51,7 @@ def format_fine(value: Any) -> str:
     if value is None or math.isnan(value):
         return "—"
     # Students compare against their own evaluation to 1e-6.
-    return f"{value:.6f}"
+    return localised(f"{value:.6f}")
 
 
 #: how a kind's figure reads (``grader.kinds.Figure.style``)
@@ -51,7 +67,12 @@ def format_figure(value: Any, style: str) -> str:
     return STYLES[style](value)
 
 
+def format_count(value: int | float) -> str:
+    """A whole number grouped in thousands: "5,000,000" in English, "5.000.000" in German."""
+    return number_format(int(value), 0, force_grouping=True)
+
+
 def format_local(moment: datetime, zone: tzinfo) -> str:
     """A wall-clock time in ``zone`` with its abbreviation: "Wed 04 Feb 2026, 23:59:59 CET"."""
     local = moment.astimezone(zone)
-    return f"{local:%a %d %b %Y, %H:%M:%S} {local.tzname()}"
+    return f"{date_format(local, 'DATETIME_FORMAT')} {local.tzname()}"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext, ngettext
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -120,15 +122,21 @@ def best_score_histogram(
         )
         ax.axvline(line, color=PASS_COLOUR, linewidth=1.5, linestyle="--")
         top = max(int(counts.max()), 1)
-        ax.text(line, top * 1.04, " pass", color=PASS_COLOUR, ha="left", va="bottom")
+        ax.text(line, top * 1.04, " " + gettext("pass"), color=PASS_COLOUR, ha="left", va="bottom")
         ax.set_ylim(0, top * 1.15)
         ax.set_xlabel(f"{label} (%)" if percent else label)
-        ax.set_ylabel("students")
+        ax.set_ylabel(gettext("students"))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        title = f"{len(values)} students"
+        title = ngettext("%(count)s student", "%(count)s students", len(values)) % {
+            "count": len(values)
+        }
         if infinite:
             means = f" ({infinite_means})" if infinite_means else ""
-            title += f" · {infinite} with an infinite score{means}, in the top bin"
+            title += " · " + ngettext(
+                "%(count)s with an infinite score%(means)s, in the top bin",
+                "%(count)s with an infinite score%(means)s, in the top bin",
+                infinite,
+            ) % {"count": infinite, "means": means}
         ax.set_title(title, loc="left")
         return Histogram(
             svg=_svg(fig),
@@ -161,14 +169,14 @@ def per_class_bars(
         fig = _figure(max(4.0, 0.45 * len(drawn) + 1.5), 3.2)
         ax = fig.add_subplot()
         offset = width / 2 if iou is not None else 0.0
-        ax.bar(x - offset, [a * 100 for _, a, _ in drawn], width, label="accuracy")
+        ax.bar(x - offset, [a * 100 for _, a, _ in drawn], width, label=gettext("accuracy"))
         if iou is not None:
             ax.bar(x + offset, [j * 100 for _, _, j in drawn], width, label="IoU", color=IOU_COLOUR)
         ax.set_xticks(x, [name for name, _, _ in drawn], rotation=45, ha="right")
         ax.set_ylim(0, 100)
         ax.set_ylabel("%")
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, ncols=2)
-        ax.set_title("Per class, on the hidden test set", loc="left")
+        ax.set_title(gettext("Per class, on the hidden test set"), loc="left")
         return _svg(fig), [name for name, _, _ in drawn]
 
 
@@ -191,8 +199,8 @@ def confusion_matrix(names: Sequence[str], counts: Sequence[Sequence[int]]) -> b
         ticks = np.arange(len(names))
         ax.set_xticks(ticks, names, rotation=45, ha="right")
         ax.set_yticks(ticks, names)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
+        ax.set_xlabel(gettext("predicted class"))
+        ax.set_ylabel(gettext("true class"))
         if len(names) <= 20:
             for (row, col), count in np.ndenumerate(matrix):
                 if count:
@@ -206,6 +214,6 @@ def confusion_matrix(names: Sequence[str], counts: Sequence[Sequence[int]]) -> b
                         fontsize=7,
                         color="white" if dark else "black",
                     )
-        fig.colorbar(image, ax=ax, label="share of the true class's images")
-        ax.set_title("Confusion matrix on the hidden test set", loc="left")
+        fig.colorbar(image, ax=ax, label=gettext("share of the true class's images"))
+        ax.set_title(gettext("Confusion matrix on the hidden test set"), loc="left")
         return _svg(fig)

@@ -5,7 +5,9 @@ The admin (``/admin/``, ``leaderboard.admin``) and signing in (``/accounts/login
 """
 
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
+from accounts import language
 from leaderboard import api
 from leaderboard.views import public, staff, student
 
@@ -74,4 +76,12 @@ api_urls = [
     ),
 ]
 
-urlpatterns = public_urls + student_urls + staff_urls + api_urls
+# Languages: the header's switch posts here (Django's ``set_language``, the choice saved for a
+# signed-in user), and the live pages' scripts read their strings from the catalogue (a script
+# from this site, as the CSP asks, not inline).
+language_urls = [
+    path("i18n/setlang/", language.set_language, name="set_language"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript_catalog"),
+]
+
+urlpatterns = public_urls + student_urls + staff_urls + api_urls + language_urls

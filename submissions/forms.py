@@ -15,6 +15,9 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from courses.models import Challenge, Enrollment
 from grader import formats
@@ -23,6 +26,7 @@ from grader.formats.upload import check_upload
 from submissions.models import Submission
 from submissions.services import SubmissionRefused, submission_check_window, submission_create
 from submissions.storage import StorageUnavailable
+from submissions.wording import student_message
 
 #: refusals of the window (not of the file), and the API status each maps to
 WINDOW_STATUS = {
@@ -48,10 +52,10 @@ def upload_too_large(request: HttpRequest, challenge: Challenge) -> str | None:
         return None
     if length <= challenge.max_file_bytes + MULTIPART_OVERHEAD:
         return None
-    return (
-        f"The upload is {length / 1e6:.1f} MB; this challenge accepts files up to"
-        f" {challenge.max_file_mb} MB."
-    )
+    return _("The upload is %(size)s MB; this challenge accepts files up to %(max)s MB.") % {
+        "size": number_format(round(length / 1e6, 1), 1),
+        "max": challenge.max_file_mb,
+    }
 
 
 @contextmanager
@@ -74,7 +78,7 @@ def _sentence(text: str) -> str:
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label="Model file")
+    file = forms.FileField(label=gettext_lazy("Model file"))
 
     def __init__(
         self,
@@ -90,7 +94,10 @@ class UploadForm(forms.Form):
         self.now = now or timezone.now()
         self.format = ""
         accepted = ", ".join(formats.FORMATS[f] for f in challenge.allowed_formats)
-        self.fields["file"].help_text = f"Accepted: {accepted}; at most {challenge.max_file_mb} MB."
+        self.fields["file"].help_text = _("Accepted: %(formats)s; at most %(max)s MB.") % {
+            "formats": accepted,
+            "max": challenge.max_file_mb,
+        }
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
@@ -104,7 +111,8 @@ class UploadForm(forms.Form):
                     max_bytes=challenge.max_file_bytes,
                 )
             except GradingError as exc:
-                raise forms.ValidationError(_sentence(exc.message), code=exc.code) from exc
+                message = _sentence(student_message(exc.message))
+                raise forms.ValidationError(message, code=exc.code) from exc
         return upload
 
     def clean(self) -> dict[str, Any]:
@@ -123,7 +131,7 @@ class UploadForm(forms.Form):
 
 
 #: what a student reads when the object store is down: nothing was stored or charged
-STORE_DOWN_MESSAGE = (
+STORE_DOWN_MESSAGE = gettext_noop(
     "Your upload could not be stored because the file store is not available right now."
     " Nothing was charged to your quota: please try again in a minute."
 )
@@ -165,4 +173,4 @@ def upload_submit(form: UploadForm) -> Submission:
         form.add_error(None, forms.ValidationError(exc.message, code=exc.code))
         raise UploadRefused(WINDOW_STATUS.get(exc.code, 400), exc.code, exc.message) from exc
     except StorageUnavailable as exc:
-        raise UploadRefused(503, "storage", STORE_DOWN_MESSAGE, reason="unavailable") from exc
+        raise UploadRefused(503, "storage", _(STORE_DOWN_MESSAGE), reason="unavailable") from exc

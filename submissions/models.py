@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext_lazy as _
 
 from courses.models import Challenge, Enrollment
 from grader import formats
@@ -30,10 +31,10 @@ def submission_path(instance: Submission, filename: str) -> str:
 
 class Submission(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Grading"
-        GRADED = "graded", "Graded"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Grading")
+        GRADED = "graded", _("Graded")
+        FAILED = "failed", _("Failed")
 
     PENDING = (Status.QUEUED, Status.RUNNING)
 
@@ -121,10 +122,10 @@ class RegradeBatch(models.Model):
     """
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        COMPLETE = "complete", "Complete (not published)"
-        PUBLISHED = "published", "Published"
-        CANCELLED = "cancelled", "Cancelled"
+        RUNNING = "running", _("Running")
+        COMPLETE = "complete", _("Complete (not published)")
+        PUBLISHED = "published", _("Published")
+        CANCELLED = "cancelled", _("Cancelled")
 
     challenge = models.ForeignKey(
         Challenge, on_delete=models.PROTECT, related_name="regrade_batches"
@@ -164,12 +165,12 @@ class RegradeBatch(models.Model):
 class GradingRun(models.Model):
     class Outcome(models.TextChoices):
         #: a re-grade attempt not yet claimed by a worker
-        QUEUED = "queued", "Queued (re-grade)"
-        RUNNING = "running", "Running"
-        GRADED = "graded", "Graded"
-        REJECTED = "rejected", "Rejected (the model's fault)"
-        PLATFORM_ERROR = "platform_error", "Platform error (retried)"
-        LOST = "lost", "Lost (worker gone)"
+        QUEUED = "queued", _("Queued (re-grade)")
+        RUNNING = "running", _("Running")
+        GRADED = "graded", _("Graded")
+        REJECTED = "rejected", _("Rejected (the model's fault)")
+        PLATFORM_ERROR = "platform_error", _("Platform error (retried)")
+        LOST = "lost", _("Lost (worker gone)")
         #: a re-grade attempt whose batch was cancelled before a worker took it
         CANCELLED = "cancelled", "Cancelled (re-grade)"
 

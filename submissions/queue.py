@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from django.db.models import Avg, DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from courses.models import Challenge
 from submissions.heartbeats import alive_workers
@@ -37,21 +39,28 @@ class QueuePlace:
         """ "3rd in the queue, about 20 s", for the result page."""
         if self.position is None:
             return ""
-        place = f"{ordinal(self.position)} in the queue"
         if self.eta_seconds is None:
-            return f"{place}; no grading worker is running right now"
-        return f"{place}, about {duration(self.eta_seconds)}"
+            return _("%(place)s in the queue; no grading worker is running right now") % {
+                "place": ordinal(self.position)
+            }
+        return _("%(place)s in the queue, about %(eta)s") % {
+            "place": ordinal(self.position),
+            "eta": duration(self.eta_seconds),
+        }
 
 
 def ordinal(n: int) -> str:
+    """ "3rd" in English; in German the number alone ("Platz 3 in der Warteschlange")."""
+    if not (get_language() or "en").startswith("en"):
+        return str(n)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
 def duration(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} s"
-    return f"{round(seconds / 60)} min"
+        return _("%(seconds)s s") % {"seconds": seconds}
+    return _("%(minutes)s min") % {"minutes": round(seconds / 60)}
 
 
 def grading_seconds(challenge_id: int) -> float:

@@ -23,14 +23,18 @@ from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from courses.formatting import format_figure, format_score
+from courses.languages import recipient_language
 from grader import __version__ as grader_version
 from grader.errors import GraderError, GradingError, PlatformError
 from submissions import doorbell, lifecycle
 from submissions.heartbeats import run_holder_dead
 from submissions.models import GradingRun, Submission
 from submissions.policies import shown_result
+from submissions.wording import student_message
 
 if TYPE_CHECKING:
     from grader.evaluate import Evaluation
@@ -360,19 +364,25 @@ def submission_pictures_store(submission: Submission, pictures: dict[str, bytes]
 
 
 def submission_summary(submission: Submission) -> str:
-    """One line for emails and pages: "passed: score 123.45 (MSE 0.004051)"."""
+    """One line for emails and pages: "passed: score 123.45 (MSE 0.004051)", in the active
+    language."""
     challenge = submission.challenge
     if submission.status == Submission.Status.FAILED:
-        return f"failed: {submission.error}"
+        return _("failed: %(error)s") % {"error": student_message(submission.error)}
     if submission.status != Submission.Status.GRADED:
-        return submission.get_status_display().lower()
+        return str(submission.get_status_display()).lower()
     # Before the reveal of a split challenge, the public part only.
     shown = shown_result(submission)
-    verdict = "passed" if shown.passed else "not passed"
     kind = challenge.kind
-    text = f"{verdict}: {challenge.score_key} {format_score(shown.score, kind.score_display)}"
+    values = {
+        "key": challenge.score_key,
+        "score": format_score(shown.score, kind.score_display),
+    }
+    text = (
+        _("passed: %(key)s %(score)s") if shown.passed else _("not passed: %(key)s %(score)s")
+    ) % values
     extras = [
-        f"{figure.label} {format_figure(shown.metrics.get(figure.key), figure.style)}"
+        f"{_(figure.label)} {format_figure(shown.metrics.get(figure.key), figure.style)}"
         for figure in kind.figures
         if figure.headline and figure.key != challenge.score_key
     ]
@@ -380,16 +390,26 @@ def submission_summary(submission: Submission) -> str:
 
 
 def submission_notify(submission: Submission) -> None:
+    """Email the student their result, in their language (a worker has no request)."""
     user = submission.enrollment.user
     if not user.email:
         return
     url = settings.SITE_URL + reverse("submission_detail", args=[submission.pk])
+    with translation.override(recipient_language(user)):
+        summary = submission_summary(submission)
+        subject = f"[{submission.challenge.title}] {summary}"[:150]
+        message = _(
+            "Your upload to %(challenge)s (%(semester)s) finished grading.\n\n%(summary)s\n\n"
+            "Details: %(url)s\n"
+        ) % {
+            "challenge": submission.challenge.title,
+            "semester": submission.challenge.semester,
+            "summary": summary,
+            "url": url,
+        }
     send_mail(
-        subject=f"[{submission.challenge.title}] {submission_summary(submission)}"[:150],
-        message=(
-            f"Your upload to {submission.challenge.title} ({submission.challenge.semester})"
-            f" finished grading.\n\n{submission_summary(submission)}\n\nDetails: {url}\n"
-        ),
+        subject=subject,
+        message=message,
         from_email=None,
         recipient_list=[user.email],
     )

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from courses.formatting import format_local
 from courses.models import Challenge, Enrollment
@@ -73,28 +75,41 @@ def submission_check_window(enrollment: Enrollment, challenge: Challenge, now: d
     before their own deadline (an extension's, if any), or after it while late days last, and
     within their daily quota (plus an extension's extra uploads)."""
     if enrollment.semester_id != challenge.semester_id:
-        raise SubmissionRefused("not_enrolled", "You are not enrolled in this semester.")
+        raise SubmissionRefused("not_enrolled", _("You are not enrolled in this semester."))
     if challenge.semester.closed:
         raise SubmissionRefused(
-            "closed", f"The {challenge.semester.title} semester is closed: uploads are over."
+            "closed",
+            _("The %(semester)s semester is closed: uploads are over.")
+            % {"semester": challenge.semester.title},
         )
     tz = challenge.semester.course.tzinfo
     window = window_for(enrollment, challenge, now)
     late = days_late(window.deadline, now)
     if late > window.late_limit:
         deadline = format_local(window.deadline, tz)
-        days = (
-            f" and the {window.late_limit} late day(s) you may spend here"
-            if window.late_limit
-            else ""
-        )
-        raise SubmissionRefused("deadline", f"The deadline ({deadline}){days} has passed.")
+        if window.late_limit:
+            message = ngettext(
+                "The deadline (%(deadline)s) and the %(days)s late day you may spend here"
+                " have passed.",
+                "The deadline (%(deadline)s) and the %(days)s late days you may spend here"
+                " have passed.",
+                window.late_limit,
+            ) % {"deadline": deadline, "days": window.late_limit}
+        else:
+            message = _("The deadline (%(deadline)s) has passed.") % {"deadline": deadline}
+        raise SubmissionRefused("deadline", message)
     if quota_used(enrollment, challenge, now) >= window.quota:
         next_slot = format_local(quota_next_slot(enrollment, challenge, now), tz)
         raise SubmissionRefused(
             "quota",
-            f"You have used all {window.quota} uploads of the last 24 hours for this"
-            f" challenge; the next one is possible from {next_slot}.",
+            ngettext(
+                "You have used your %(quota)s upload of the last 24 hours for this challenge;"
+                " the next one is possible from %(next)s.",
+                "You have used all %(quota)s uploads of the last 24 hours for this challenge;"
+                " the next one is possible from %(next)s.",
+                window.quota,
+            )
+            % {"quota": window.quota, "next": next_slot},
         )
 
 
@@ -107,7 +122,7 @@ def _digest(upload: File) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-STORAGE_MESSAGE = (
+STORAGE_MESSAGE = gettext_noop(
     "Your upload could not be stored because of a problem on our side (the server's storage is"
     " full or unavailable). Nothing was charged to your quota: please try again later."
 )
@@ -130,7 +145,7 @@ def _store(submission: Submission, upload: File) -> None:
             submission.file.storage.delete(name)
         except OSError:
             logger.exception("deleting the partial upload %s failed", name)
-        raise SubmissionRefused("storage", STORAGE_MESSAGE) from exc
+        raise SubmissionRefused("storage", _(STORAGE_MESSAGE)) from exc
 
 
 def submission_create(

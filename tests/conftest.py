@@ -19,6 +19,18 @@ CHROMIUM = "/usr/bin/chromium"
 NO_DJANGO_FOLDERS = {"grader", "eval_data"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues() -> None:
+    """The translations' .mo files, compiled from the committed .po files when missing or older
+    (``make test`` compiles them too; a plain ``pytest`` run must not show English instead)."""
+    import subprocess
+
+    for po in sorted((Path(__file__).resolve().parents[1] / "locale").glob("*/LC_MESSAGES/*.po")):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            subprocess.run(["msgfmt", "--check", "-o", str(mo), str(po)], check=True)
+
+
 @pytest.fixture(scope="session")
 def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The demo models (each kind × pass/fail), trained once per session; a test that uses

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 
 if TYPE_CHECKING:
     from grader.kinds import TaskKind
@@ -43,7 +44,7 @@ FORMATS = {
 }
 DEFAULT_FORMATS = (PT2, ONNX, TORCHSCRIPT)
 
-HOW_TO_EXPORT = (
+HOW_TO_EXPORT = gettext_noop(
     "export your model with torch.export.save(torch.export.export(model.eval(), (example,),"
     " dynamic_shapes=...), 'model.pt2')"
 )
@@ -70,9 +71,12 @@ def _zip_format(path: Path) -> str | None:
             if any(n.endswith("/data.pkl") for n in names):
                 raise GradingError(
                     "state_dict_only",
-                    "this file was written by torch.save (a state_dict or a pickled module),"
-                    " which the grader does not load: pickles can run code, and weights alone"
-                    " do not say how to build the model; " + HOW_TO_EXPORT,
+                    gettext_noop(
+                        "this file was written by torch.save (a state_dict or a pickled module),"
+                        " which the grader does not load: pickles can run code, and weights"
+                        " alone do not say how to build the model; %(how)s"
+                    )
+                    % {"how": HOW_TO_EXPORT},
                 )
     except (zipfile.BadZipFile, OSError):
         return None
@@ -98,15 +102,18 @@ def detect_format(path: Path) -> str:
     """Return the format of the model file at ``path`` or raise a ``GradingError``."""
     path = Path(path)
     if path.stat().st_size == 0:
-        raise GradingError("empty_file", "the uploaded file is empty")
+        raise GradingError("empty_file", gettext_noop("the uploaded file is empty"))
     if zipfile.is_zipfile(path):
         fmt = _zip_format(path)
         if fmt:
             return fmt
         raise GradingError(
             "unknown_format",
-            "this zip file is neither a .pt2 program, a TorchScript file nor the course's"
-            " submission zip (models/ and exercise_code/); " + HOW_TO_EXPORT,
+            gettext_noop(
+                "this zip file is neither a .pt2 program, a TorchScript file nor the course's"
+                " submission zip (models/ and exercise_code/); %(how)s"
+            )
+            % {"how": HOW_TO_EXPORT},
         )
     if _looks_like_onnx(path):
         return ONNX
@@ -115,13 +122,18 @@ def detect_format(path: Path) -> str:
     if head[:1] == b"\x80":
         raise GradingError(
             "legacy_pickle",
-            "this file is a plain Python pickle (an old torch.save format); pickles can run"
-            " code and are not accepted; " + HOW_TO_EXPORT,
+            gettext_noop(
+                "this file is a plain Python pickle (an old torch.save format); pickles can run"
+                " code and are not accepted; %(how)s"
+            )
+            % {"how": HOW_TO_EXPORT},
         )
     raise GradingError(
         "unknown_format",
-        "this is not a model file the grader recognises (.pt2, ONNX or TorchScript); "
-        + HOW_TO_EXPORT,
+        gettext_noop(
+            "this is not a model file the grader recognises (.pt2, ONNX or TorchScript); %(how)s"
+        )
+        % {"how": HOW_TO_EXPORT},
     )
 
 

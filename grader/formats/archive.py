@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 2 << 30
@@ -21,7 +22,9 @@ def check_zip(path: Path) -> None:
         infos = archive.infolist()
     if len(infos) > MAX_ENTRIES:
         raise GradingError(
-            "archive_entries", f"the archive has {len(infos):,} entries; at most {MAX_ENTRIES:,}"
+            "archive_entries",
+            gettext_noop("the archive has %(entries)s entries; at most %(max)s")
+            % {"entries": f"{len(infos):,}", "max": f"{MAX_ENTRIES:,}"},
         )
     total = 0
     seen: set[str] = set()
@@ -30,15 +33,21 @@ def check_zip(path: Path) -> None:
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
             raise GradingError(
-                "archive_path", f"the archive holds an entry with an unsafe path: {name[:100]!r}"
+                "archive_path",
+                gettext_noop("the archive holds an entry with an unsafe path: %(name)s")
+                % {"name": repr(name[:100])},
             )
         if stat.S_ISLNK(info.external_attr >> 16):
             raise GradingError(
-                "archive_symlink", f"the archive holds a symbolic link: {name[:100]!r}"
+                "archive_symlink",
+                gettext_noop("the archive holds a symbolic link: %(name)s")
+                % {"name": repr(name[:100])},
             )
         if name in seen:
             raise GradingError(
-                "archive_duplicate", f"the archive holds {name[:100]!r} more than once"
+                "archive_duplicate",
+                gettext_noop("the archive holds %(name)s more than once")
+                % {"name": repr(name[:100])},
             )
         seen.add(name)
         total += info.file_size
@@ -46,12 +55,14 @@ def check_zip(path: Path) -> None:
         if ratio > MAX_RATIO and info.file_size > 1 << 20:
             raise GradingError(
                 "archive_bomb",
-                f"the archive entry {name[:100]!r} expands {ratio} times; that looks like a"
-                " zip bomb",
+                gettext_noop(
+                    "the archive entry %(name)s expands %(ratio)s times; that looks like a zip bomb"
+                )
+                % {"name": repr(name[:100]), "ratio": ratio},
             )
     if total > MAX_UNCOMPRESSED:
         raise GradingError(
             "archive_too_large",
-            f"the archive expands to {total / (1 << 30):.1f} GB; at most"
-            f" {MAX_UNCOMPRESSED / (1 << 30):.0f} GB",
+            gettext_noop("the archive expands to %(size)s GB; at most %(max)s GB")
+            % {"size": f"{total / (1 << 30):.1f}", "max": f"{MAX_UNCOMPRESSED / (1 << 30):.0f}"},
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grader.errors import GradingError, safe_message
+from grader.i18n import gettext_noop
 
 if TYPE_CHECKING:
     from grader.formats import Predict
@@ -51,8 +52,11 @@ def check_onnx(path: Path) -> None:
         if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
             raise GradingError(
                 "onnx_external_data",
-                f"your ONNX model keeps the tensor {tensor.name[:80]!r} in an external file;"
-                " save it as one file (onnx.save(model, path, save_as_external_data=False))",
+                gettext_noop(
+                    "your ONNX model keeps the tensor %(name)s in an external file; save it as"
+                    " one file (onnx.save(model, path, save_as_external_data=False))"
+                )
+                % {"name": repr(tensor.name[:80])},
             )
 
 

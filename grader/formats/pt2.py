@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grader.errors import GradingError, safe_message
+from grader.i18n import gettext_noop
 
 if TYPE_CHECKING:
     from grader.formats import Predict
@@ -56,7 +57,11 @@ MAX_DEPTH = 64
 
 
 def _pt2_error(code: str, message: str) -> GradingError:
-    return GradingError(code, f"{message}; re-export the model with torch.export.save")
+    return GradingError(
+        code,
+        gettext_noop("%(problem)s; re-export the model with torch.export.save")
+        % {"problem": message},
+    )
 
 
 class _Expression:
@@ -163,8 +168,11 @@ def check_expression(text: object) -> None:
     except ValueError as exc:
         raise _pt2_error(
             "pt2_expression",
-            f"your .pt2 holds a shape expression the grader does not accept ({exc}):"
-            f" {str(text)[:80]!r}; only symbols, integers and + - * // % are allowed",
+            gettext_noop(
+                "your .pt2 holds a shape expression the grader does not accept (%(why)s):"
+                " %(text)s; only symbols, integers and + - * // %% are allowed"
+            )
+            % {"why": exc, "text": repr(str(text)[:80])},
         ) from None
 
 
@@ -184,42 +192,56 @@ def _walk_expressions(node: object) -> None:
 
 def _load_json(archive: zipfile.ZipFile, name: str) -> Any:
     if archive.getinfo(name).file_size > MAX_JSON:
-        raise _pt2_error("pt2_layout", f"{name} is larger than {MAX_JSON >> 20} MB")
+        raise _pt2_error(
+            "pt2_layout",
+            gettext_noop("%(name)s is larger than %(size)s MB")
+            % {"name": name, "size": MAX_JSON >> 20},
+        )
     try:
         return json.loads(archive.read(name))
     except ValueError as exc:
-        raise _pt2_error("pt2_layout", f"{name} is not valid JSON") from exc
+        raise _pt2_error(
+            "pt2_layout", gettext_noop("%(name)s is not valid JSON") % {"name": name}
+        ) from exc
 
 
 def _check_payload_config(config: Any, kind: str) -> None:
     entries = config.get("config") if isinstance(config, dict) else None
     if not isinstance(entries, dict):
-        raise _pt2_error("pt2_layout", f"the {kind} config is malformed")
+        raise _pt2_error(
+            "pt2_layout", gettext_noop("the %(kind)s config is malformed") % {"kind": kind}
+        )
     for fqn, meta in entries.items():
         if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
             raise _pt2_error(
                 "pt2_pickle",
-                f"your .pt2 stores the {kind} entry {str(fqn)[:80]!r} as a pickle (use_pickle),"
-                " which can run code when loaded",
+                gettext_noop(
+                    "your .pt2 stores the %(kind)s entry %(name)s as a pickle (use_pickle),"
+                    " which can run code when loaded"
+                )
+                % {"kind": kind, "name": repr(str(fqn)[:80])},
             )
         if not _PAYLOAD_FILES[kind].fullmatch(str(meta.get("path_name"))):
             raise _pt2_error(
                 "pt2_constant",
-                f"your .pt2 holds a {kind} entry {str(fqn)[:80]!r} that is not a plain tensor",
+                gettext_noop("your .pt2 holds a %(kind)s entry %(name)s that is not a plain tensor")
+                % {"kind": kind, "name": repr(str(fqn)[:80])},
             )
 
 
 def _check_model(document: Any) -> bytes:
     if not isinstance(document, dict):
-        raise _pt2_error("pt2_layout", "models/model.json is malformed")
+        raise _pt2_error("pt2_layout", gettext_noop("models/model.json is malformed"))
     constraints = document.get("range_constraints", {})
     if not isinstance(constraints, dict):
-        raise _pt2_error("pt2_layout", "range_constraints is malformed")
+        raise _pt2_error("pt2_layout", gettext_noop("range_constraints is malformed"))
     for name, bounds in constraints.items():
         values = bounds.values() if isinstance(bounds, dict) else [bounds]
         if not _SYMBOL.fullmatch(name) or not all(v is None or type(v) is int for v in values):
             raise _pt2_error(
-                "pt2_expression", f"your .pt2 holds a malformed range for {name[:40]!r}"
+                "pt2_expression",
+                gettext_noop("your .pt2 holds a malformed range for %(name)s")
+                % {"name": repr(name[:40])},
             )
     _walk_expressions(document)
     document["guards_code"] = []  # Python source that .module() would compile
@@ -233,7 +255,9 @@ def sanitize_pt2(path: Path) -> bytes:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         prefixes = {i.filename.split("/", 1)[0] for i in infos}
         if len(prefixes) != 1:
-            raise _pt2_error("pt2_layout", "your .pt2 holds files outside its one top folder")
+            raise _pt2_error(
+                "pt2_layout", gettext_noop("your .pt2 holds files outside its one top folder")
+            )
         prefix = prefixes.pop() + "/"
         # The JSON first: a payload is then refused for what its config claims it is.
         for info in sorted(infos, key=lambda i: not i.filename.endswith(".json")):
@@ -241,10 +265,14 @@ def sanitize_pt2(path: Path) -> bytes:
             if info.compress_type != zipfile.ZIP_STORED:
                 # torch.export.save stores every member; refusing compression keeps the rebuilt
                 # archive (held in memory) no larger than the upload.
-                raise _pt2_error("pt2_layout", "your .pt2 was compressed again after saving")
+                raise _pt2_error(
+                    "pt2_layout", gettext_noop("your .pt2 was compressed again after saving")
+                )
             if not _PT2_MEMBERS.fullmatch(member):
                 raise _pt2_error(
-                    "pt2_member", f"your .pt2 holds an unexpected file {info.filename[:100]!r}"
+                    "pt2_member",
+                    gettext_noop("your .pt2 holds an unexpected file %(name)s")
+                    % {"name": repr(info.filename[:100])},
                 )
             if member.endswith("_config.json"):
                 kind = member.split("/")[1]

@@ -15,6 +15,7 @@ from grader.errors import GradingError
 from grader.formats.archive import check_zip
 from grader.formats.onnx import check_onnx
 from grader.formats.pt2 import sanitize_pt2
+from grader.i18n import gettext_noop
 from grader.limits import MB
 
 
@@ -33,8 +34,8 @@ def prepare_upload(
     if size > max_bytes:
         raise GradingError(
             "file_too_large",
-            f"the file is {size / MB:.1f} MB; this challenge accepts files up to"
-            f" {max_bytes / MB:.0f} MB",
+            gettext_noop("the file is %(size)s MB; this challenge accepts files up to %(max)s MB")
+            % {"size": f"{size / MB:.1f}", "max": f"{max_bytes / MB:.0f}"},
         )
     if zipfile.is_zipfile(path):
         check_zip(path)  # before detection reads any member
@@ -43,7 +44,8 @@ def prepare_upload(
         allowed = ", ".join(formats.FORMATS[f] for f in allowed_formats)
         raise GradingError(
             "format_not_allowed",
-            f"this challenge does not accept {formats.FORMATS[fmt]} files; it accepts: {allowed}",
+            gettext_noop("this challenge does not accept %(format)s files; it accepts: %(allowed)s")
+            % {"format": formats.FORMATS[fmt], "allowed": allowed},
         )
     return fmt, check_static(path, fmt)  # format-specific checks on structure and JSON
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 
 if TYPE_CHECKING:
     from eval_data.dataset import Dataset
@@ -74,7 +75,7 @@ class TaskKind(ABC):
     #: how the score reads: "number" or "percent"
     score_display: str = "number"
     #: the score's name in a table header
-    score_label: str = "Score"
+    score_label: str = gettext_noop("Score")
     #: figures shown beside the score on the result page (and everywhere, for ``headline`` ones)
     figures: tuple[Figure, ...] = ()
     default_max_params: int = 5_000_000
@@ -186,15 +187,24 @@ class TaskKind(ABC):
 
 
 def nonfinite_message(n_nan: int, n_inf: int, count: int) -> str:
-    parts = []
-    if n_nan:
-        parts.append(f"NaN for {n_nan} of {count} images")
-    if n_inf:
-        parts.append(f"infinity for {n_inf} of {count} images")
-    return (
-        "your model returned " + " and ".join(parts) + "; check for divisions by zero or"
-        " exploding weights, and that the model was saved in eval mode"
-    )
+    values = {"nan": n_nan, "inf": n_inf, "count": count}
+    if n_nan and n_inf:
+        template = gettext_noop(
+            "your model returned NaN for %(nan)s of %(count)s images and infinity for %(inf)s"
+            " of %(count)s images; check for divisions by zero or exploding weights, and that"
+            " the model was saved in eval mode"
+        )
+    elif n_nan:
+        template = gettext_noop(
+            "your model returned NaN for %(nan)s of %(count)s images; check for divisions by"
+            " zero or exploding weights, and that the model was saved in eval mode"
+        )
+    else:
+        template = gettext_noop(
+            "your model returned infinity for %(inf)s of %(count)s images; check for divisions"
+            " by zero or exploding weights, and that the model was saved in eval mode"
+        )
+    return template % values
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

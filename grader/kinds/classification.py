@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 from grader.kinds import CourseModel, Params, TaskKind, register
 
 if TYPE_CHECKING:
@@ -68,15 +69,17 @@ def _classes(params: Params) -> int | None:
 @register
 class Classification(TaskKind):
     name = "classification"
-    title = "Image classification (CIFAR-10)"
+    title = gettext_noop("Image classification (CIFAR-10)")
     # CIFAR's size; the data decides (every image of a set has one size, any size).
     input_shape = (3, 32, 32)
     prediction_dtype = "int32"
     score_key = "accuracy"
-    ranked_options: ClassVar[dict[str, str]] = {"accuracy": "share of images classified right"}
+    ranked_options: ClassVar[dict[str, str]] = {
+        "accuracy": gettext_noop("share of images classified right")
+    }
     default_threshold = 0.5
     score_display = "percent"
-    score_label = "Accuracy"
+    score_label = gettext_noop("Accuracy")
     figures = ()
     default_max_file_mb = 20
     course_model = CourseModel(
@@ -94,8 +97,10 @@ class Classification(TaskKind):
     def describe_output(self, params: Params) -> str:
         classes = _classes(params)
         if classes is None:
-            return "class scores of shape (N, C) (one column per class, C ≥ 1)"
-        return f"class scores of shape (N, {classes}) (one column per class folder, sorted by name)"
+            return gettext_noop("class scores of shape (N, C) (one column per class, C ≥ 1)")
+        return gettext_noop(
+            "class scores of shape (N, %(classes)s) (one column per class folder, sorted by name)"
+        ) % {"classes": classes}
 
     def output_fits(self, shape: tuple[int, ...], batch: int, params: Params) -> bool:
         # Exactly (N, C): the course's evaluation takes the argmax over dimension 1, which on

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from grader.i18n import gettext_noop
 from grader.kinds import CourseModel, Figure, Params, TaskKind, register
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def keypoint_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str, A
 @register
 class Keypoints(TaskKind):
     name = "keypoints"
-    title = "Facial keypoints"
+    title = gettext_noop("Facial keypoints")
     input_shape = (1, 96, 96)
     prediction_dtype = "float32"
     score_key = "score"
@@ -52,7 +53,7 @@ class Keypoints(TaskKind):
         return (30,)
 
     def describe_output(self, params: Params) -> str:
-        return "30 values per image, such as (N, 30) or (N, 15, 2)"
+        return gettext_noop("30 values per image, such as (N, 30) or (N, 15, 2)")
 
     def output_fits(self, shape: tuple[int, ...], batch: int, params: Params) -> bool:
         # The course's evaluation does ``.view(-1, 15, 2)``: any layout of 30 values per image.

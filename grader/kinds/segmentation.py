@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 from grader.kinds import CourseModel, Figure, Params, TaskKind, register
 
 if TYPE_CHECKING:
@@ -74,20 +75,20 @@ def segmentation_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[s
 @register
 class Segmentation(TaskKind):
     name = "segmentation"
-    title = "Semantic segmentation (MSRC-v2)"
+    title = gettext_noop("Semantic segmentation (MSRC-v2)")
     input_shape = (3, SIZE, SIZE)
     prediction_dtype = "uint8"
     score_key = "accuracy"
     ranked_options: ClassVar[dict[str, str]] = {
-        "accuracy": "mean over images",
-        "pooled_accuracy": "all labelled pixels together",
+        "accuracy": gettext_noop("mean over images"),
+        "pooled_accuracy": gettext_noop("all labelled pixels together"),
     }
     default_threshold = 0.64
     score_display = "percent"
-    score_label = "Accuracy"
+    score_label = gettext_noop("Accuracy")
     figures = (
-        Figure("accuracy", "Mean over images", "percent"),
-        Figure("pooled_accuracy", "All pixels pooled", "percent"),
+        Figure("accuracy", gettext_noop("Mean over images"), "percent"),
+        Figure("pooled_accuracy", gettext_noop("All pixels pooled"), "percent"),
     )
     default_max_file_mb = 50
     course_model = CourseModel(
@@ -101,7 +102,10 @@ class Segmentation(TaskKind):
         return (SIZE, SIZE)
 
     def describe_output(self, params: Params) -> str:
-        return f"class scores of shape (N, {NUM_CLASSES}, {SIZE}, {SIZE})"
+        return gettext_noop("class scores of shape (N, %(classes)s, %(size)s, %(size)s)") % {
+            "classes": NUM_CLASSES,
+            "size": SIZE,
+        }
 
     def output_fits(self, shape: tuple[int, ...], batch: int, params: Params) -> bool:
         return shape == (batch, NUM_CLASSES, SIZE, SIZE)

@@ -20,6 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 from grader.limits import Limits
 from grader.protocol import (
     FrameTooLarge,
@@ -76,11 +77,16 @@ def _feed(stream: IO[bytes], job: Job, inputs: np.ndarray) -> None:
 def limit_error(code: str, limits: Limits, count: int) -> GradingError | None:
     """The student's message for a limit the model ran into, by the code the child reports."""
     messages = {
-        "memory": f"your model used more than {limits.memory_bytes / (1 << 30):.1f} GB of memory",
-        "cpu_time": f"your model used more than {limits.cpu_seconds} s of CPU time on {count}"
-        " images",
-        "file_size": f"your model tried to write a file larger than {limits.write_bytes >> 20} MB",
-        "disk_full": f"your model wrote more than {limits.tmp_bytes >> 20} MB of temporary files",
+        "memory": gettext_noop("your model used more than %(size)s GB of memory")
+        % {"size": f"{limits.memory_bytes / (1 << 30):.1f}"},
+        "cpu_time": gettext_noop(
+            "your model used more than %(seconds)s s of CPU time on %(count)s images"
+        )
+        % {"seconds": limits.cpu_seconds, "count": count},
+        "file_size": gettext_noop("your model tried to write a file larger than %(size)s MB")
+        % {"size": limits.write_bytes >> 20},
+        "disk_full": gettext_noop("your model wrote more than %(size)s MB of temporary files")
+        % {"size": limits.tmp_bytes >> 20},
     }
     return GradingError(code, messages[code]) if code in messages else None
 
@@ -95,16 +101,22 @@ def describe_exit(returncode: int | None, limits: Limits, count: int) -> Grading
         if sig == signal.SIGSYS:
             return GradingError(
                 "forbidden_call",
-                "your model made a system call that grading does not allow (network, processes"
-                " or debugging)",
+                gettext_noop(
+                    "your model made a system call that grading does not allow (network,"
+                    " processes or debugging)"
+                ),
             )
         if sig == signal.SIGKILL:
             return GradingError(
                 "memory",
-                f"your model was killed, most likely for using more than"
-                f" {limits.memory_bytes / (1 << 30):.1f} GB of memory",
+                gettext_noop(
+                    "your model was killed, most likely for using more than %(size)s GB of memory"
+                )
+                % {"size": f"{limits.memory_bytes / (1 << 30):.1f}"},
             )
-    return GradingError("model_crashed", "your model's process crashed while loading or predicting")
+    return GradingError(
+        "model_crashed", gettext_noop("your model's process crashed while loading or predicting")
+    )
 
 
 class _Deadline:
@@ -134,7 +146,7 @@ def _next_frame(proc: ModelProcess, max_output_bytes: int) -> tuple[dict[str, An
     except FrameTooLarge as exc:
         raise GradingError(
             "output_too_large",
-            "your model's output is larger than the challenge's output shape allows",
+            gettext_noop("your model's output is larger than the challenge's output shape allows"),
             str(exc),
         ) from exc
     except ProtocolError as exc:
@@ -184,7 +196,8 @@ def _death(
     if deadline.expired.is_set():
         return GradingError(
             "timeout",
-            f"your model took longer than {limits.wall_seconds:g} s on {count} images",
+            gettext_noop("your model took longer than %(seconds)s s on %(count)s images")
+            % {"seconds": f"{limits.wall_seconds:g}", "count": count},
             log.text(),
         )
     error = describe_exit(returncode, limits, count)

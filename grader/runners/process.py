@@ -18,6 +18,7 @@ import numpy as np
 
 from grader import formats
 from grader.errors import GradingError, PlatformError
+from grader.i18n import gettext_noop
 from grader.limits import Limits
 from grader.runners import Job, Prediction, Progress, clean_env
 from grader.runners.drive import run_protocol
@@ -58,8 +59,10 @@ class ProcessRunner:
         if job.format == formats.COURSE_ZIP and not self.allow_course_zip:
             raise GradingError(
                 "needs_sandbox",
-                "the course's submission zip runs your own Python code while loading, so it is"
-                " only graded inside the sandbox",
+                gettext_noop(
+                    "the course's submission zip runs your own Python code while loading, so it"
+                    " is only graded inside the sandbox"
+                ),
             )
         # The folder holding the ``grader`` package: the child imports it from there.
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

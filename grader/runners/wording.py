@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.errors import GradingError
+from grader.i18n import gettext_noop
 from grader.kinds import get_kind, nonfinite_message
 from grader.runners import Job
 
@@ -51,39 +52,62 @@ BUILTIN_EXCEPTIONS = frozenset(
     }
 )
 
-HOW_TO_DEBUG = "; run the grader's check command on your own machine to see the details"
+#: appended to a message whose cause only the student's own run of the grader shows
+HOW_TO_DEBUG = gettext_noop(
+    "%(problem)s; run the grader's check command on your own machine to see the details"
+)
+
+
+def _debug(problem: str) -> str:
+    return HOW_TO_DEBUG % {"problem": problem}
+
 
 #: fixed wordings for codes the model process may report; none of them quotes the frame
 FIXED: dict[str, str] = {
-    "invalid_model": "the grader could not load this model file" + HOW_TO_DEBUG,
-    "output_type": "your model returned something other than a single tensor",
-    "output_dtype": "your model returned values that are not numbers; the challenge needs"
-    " floating-point numbers",
-    "course_model_file": "the zip's model file under models/ could not be used (exactly one"
-    " *.model, *.p, *.pt or *.pth file holding a torch.nn.Module, or the course's"
-    " state_dict and hparams)" + HOW_TO_DEBUG,
-    "course_model_class": "the zip's exercise_code does not define the model class the"
-    " challenge rebuilds" + HOW_TO_DEBUG,
-    "missing_module": "your code imports a module the course environment does not provide"
-    + HOW_TO_DEBUG,
-    "onnx_external_data": "your ONNX model keeps tensors in an external file; save it as one"
-    " file (onnx.save(model, path, save_as_external_data=False))",
-    "model_inputs": "the ONNX model must take exactly one input (the image batch)",
-    "exported_in_training_mode": "your .pt2 was exported in training mode; call model.eval()"
-    " before torch.export.export",
-    "bad_predictions": "the grader could not read your model's predictions",
-    "archive_entries": "the archive has too many entries",
-    "archive_path": "the archive holds an entry with an unsafe path",
-    "archive_symlink": "the archive holds a symbolic link",
-    "archive_duplicate": "the archive holds an entry more than once",
-    "archive_bomb": "an archive entry expands too much; that looks like a zip bomb",
-    "archive_too_large": "the archive expands to more than the grader accepts",
-    "unknown_format": "this is not a model file the grader recognises",
+    "invalid_model": _debug(gettext_noop("the grader could not load this model file")),
+    "output_type": gettext_noop("your model returned something other than a single tensor"),
+    "output_dtype": gettext_noop(
+        "your model returned values that are not numbers; the challenge needs floating-point"
+        " numbers"
+    ),
+    "course_model_file": _debug(
+        gettext_noop(
+            "the zip's model file under models/ could not be used (exactly one *.model, *.p,"
+            " *.pt or *.pth file holding a torch.nn.Module, or the course's state_dict and"
+            " hparams)"
+        )
+    ),
+    "course_model_class": _debug(
+        gettext_noop(
+            "the zip's exercise_code does not define the model class the challenge rebuilds"
+        )
+    ),
+    "missing_module": _debug(
+        gettext_noop("your code imports a module the course environment does not provide")
+    ),
+    "onnx_external_data": gettext_noop(
+        "your ONNX model keeps tensors in an external file; save it as one file"
+        " (onnx.save(model, path, save_as_external_data=False))"
+    ),
+    "model_inputs": gettext_noop("the ONNX model must take exactly one input (the image batch)"),
+    "exported_in_training_mode": gettext_noop(
+        "your .pt2 was exported in training mode; call model.eval() before torch.export.export"
+    ),
+    "bad_predictions": gettext_noop("the grader could not read your model's predictions"),
+    "archive_entries": gettext_noop("the archive has too many entries"),
+    "archive_path": gettext_noop("the archive holds an entry with an unsafe path"),
+    "archive_symlink": gettext_noop("the archive holds a symbolic link"),
+    "archive_duplicate": gettext_noop("the archive holds an entry more than once"),
+    "archive_bomb": gettext_noop("an archive entry expands too much; that looks like a zip bomb"),
+    "archive_too_large": gettext_noop("the archive expands to more than the grader accepts"),
+    "unknown_format": gettext_noop("this is not a model file the grader recognises"),
 }
 for _code in ("pt2_layout", "pt2_pickle", "pt2_constant", "pt2_member", "pt2_expression"):
-    FIXED[_code] = (
-        "your .pt2 holds something the grader does not accept; re-export the model with"
-        " torch.export.save" + HOW_TO_DEBUG
+    FIXED[_code] = _debug(
+        gettext_noop(
+            "your .pt2 holds something the grader does not accept; re-export the model with"
+            " torch.export.save"
+        )
     )
 
 
@@ -99,26 +123,34 @@ def student_error(code: str, header: dict[str, Any], job: Job, count: int) -> Gr
     if code == "too_many_parameters":
         return GradingError(
             code,
-            f"your model has too many parameters; this challenge allows fewer than"
-            f" {job.limits.max_params:,}",
+            gettext_noop(
+                "your model has too many parameters; this challenge allows fewer than %(max)s"
+            )
+            % {"max": f"{job.limits.max_params:,}"},
         )
     if code == "output_shape":
         described = get_kind(job.kind).describe_output(job.params)
         return GradingError(
             code,
-            f"your model's output does not have the shape the challenge needs: {described},"
-            " with N the number of images in the batch",
+            gettext_noop(
+                "your model's output does not have the shape the challenge needs:"
+                " %(described)s, with N the number of images in the batch"
+            )
+            % {"described": described},
         )
     if code == "output_not_finite":
         facts = header.get("facts")
         n_nan, n_inf = _count(facts, "nan", count), _count(facts, "inf", count)
         if n_nan or n_inf:
             return GradingError(code, nonfinite_message(n_nan, n_inf, count))
-        return GradingError(code, "your model returned values that are not finite numbers")
+        return GradingError(
+            code, gettext_noop("your model returned values that are not finite numbers")
+        )
     name = header.get("exception")
     if name in BUILTIN_EXCEPTIONS:
-        return GradingError("model_error", f"your model raised {name}" + HOW_TO_DEBUG)
-    return GradingError("model_error", "your model raised an exception" + HOW_TO_DEBUG)
+        raised = gettext_noop("your model raised %(exception)s") % {"exception": name}
+        return GradingError("model_error", _debug(raised))
+    return GradingError("model_error", _debug(gettext_noop("your model raised an exception")))
 
 
 def staff_detail(header: dict[str, Any], log: str) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eval_data.registry import Registry
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 #: a graded submission's metrics → an SVG, or None when the metrics hold nothing to draw
 Draw = Callable[[dict[str, Any]], bytes | None]
@@ -42,9 +45,9 @@ class Chart:
     draw: Draw
     #: the metrics it is drawn from: a result without them shows no such chart
     needs: tuple[str, ...]
-    #: the image's alternative text and caption on the result page
-    alt: str
-    caption: str
+    #: the image's alternative text and caption on the result page (lazily translated)
+    alt: StrOrPromise
+    caption: StrOrPromise
     #: the same numbers as a table, shown under the chart
     table: Tabulate | None = None
 
@@ -62,8 +65,8 @@ class ShownChart:
 class Picture:
     """A picture the worker draws after grading (``TaskKind.draw_samples``), by its name."""
 
-    alt: str
-    caption: str
+    alt: StrOrPromise
+    caption: StrOrPromise
 
 
 class KindPage:

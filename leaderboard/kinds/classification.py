@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from leaderboard import charts
 from leaderboard.kinds import Chart, ChartTable, KindPage, register
@@ -67,17 +68,23 @@ class ClassificationPage(KindPage):
         "per-class": Chart(
             per_class,
             needs=("per_class_accuracy",),
-            alt="Bar chart of accuracy per class on the hidden test set",
-            caption="Accuracy per class on the hidden test set; a class without test images is"
-            " left out.",
+            alt=gettext_lazy("Bar chart of accuracy per class on the hidden test set"),
+            caption=gettext_lazy(
+                "Accuracy per class on the hidden test set; a class without test images is"
+                " left out."
+            ),
             table=per_class_table,
         ),
         "confusion": Chart(
             confusion,
             needs=("per_class_accuracy", "confusion"),
-            alt="Confusion matrix: true classes in rows, predicted classes in columns",
-            caption="Which class your model predicted for the images of each class; the"
-            " diagonal is what it got right.",
+            alt=gettext_lazy(
+                "Confusion matrix: true classes in rows, predicted classes in columns"
+            ),
+            caption=gettext_lazy(
+                "Which class your model predicted for the images of each class; the"
+                " diagonal is what it got right."
+            ),
             table=confusion_table,
         ),
     }

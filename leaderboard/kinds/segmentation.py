@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from leaderboard import charts
 from leaderboard.kinds import Chart, ChartTable, KindPage, Picture, register
@@ -54,17 +55,23 @@ class SegmentationPage(KindPage):
         "per-class": Chart(
             per_class,
             needs=("per_class_accuracy", "per_class_iou"),
-            alt="Bar chart of accuracy and IoU per class on the hidden test set",
-            caption="Accuracy and IoU per class on the hidden test set; classes the test set"
-            " does not contain are left out.",
+            alt=gettext_lazy("Bar chart of accuracy and IoU per class on the hidden test set"),
+            caption=gettext_lazy(
+                "Accuracy and IoU per class on the hidden test set; classes the test set"
+                " does not contain are left out."
+            ),
             table=per_class_table,
         )
     }
     pictures: ClassVar[dict[str, Picture]] = {
         "samples": Picture(
-            alt="Public sample images beside the same images with this model's predicted"
-            " classes overlaid",
-            caption="Left: public sample images, not from the hidden test set. Right: your"
-            " model's predicted classes, in the MSRC label colours.",
+            alt=gettext_lazy(
+                "Public sample images beside the same images with this model's predicted"
+                " classes overlaid"
+            ),
+            caption=gettext_lazy(
+                "Left: public sample images, not from the hidden test set. Right: your"
+                " model's predicted classes, in the MSRC label colours."
+            ),
         )
     }

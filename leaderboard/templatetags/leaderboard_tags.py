@@ -7,12 +7,14 @@ from datetime import datetime
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
-from courses.formatting import format_figure, format_local, format_score
+from courses.formatting import format_count, format_figure, format_local, format_score
 from courses.models import Challenge, Course
 from grader.kinds import Figure
 from submissions.models import Submission
 from submissions.policies import Shown, shown_result
+from submissions.wording import student_message
 
 register = template.Library()
 
@@ -50,7 +52,19 @@ def shown(submission: Submission) -> Shown:
 
 @register.filter
 def thousands(value: int | float | None) -> str:
-    """5000000 -> "5,000,000" (independent of locale settings)."""
+    """5000000 -> "5,000,000" ("5.000.000" in German)."""
     if value is None:
         return "—"
-    return f"{int(value):,}"
+    return format_count(value)
+
+
+@register.filter
+def translate_text(text: str) -> str:
+    """A string marked elsewhere (the grader's kind titles and labels), translated here."""
+    return gettext(text) if text else text
+
+
+@register.filter(name="student_message")
+def student_message_filter(text: str) -> str:
+    """A message the grader stored in English, in the reader's language."""
+    return student_message(text)

@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from courses.access import challenge_public, course_public, is_course_staff, is_staff
@@ -111,8 +113,10 @@ HISTOGRAM_CACHE_SECONDS = 3600
 
 def histogram_cache_key(challenge: Challenge, revealed: bool) -> str:
     """Changes whenever the board does (a result, a re-grade, a selection, a policy change,
-    the reveal), or the threshold moves: one query (``board_version``)."""
-    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{board_version(challenge, revealed)}"
+    the reveal), or the threshold moves: one query (``board_version``); one per language, since
+    its axes are written out."""
+    version = board_version(challenge, revealed)
+    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{version}:{get_language()}"
 
 
 def challenge_best_scores(challenge: Challenge, revealed: bool | None = None) -> list[float]:
@@ -120,6 +124,13 @@ def challenge_best_scores(challenge: Challenge, revealed: bool | None = None) ->
     before the reveal, its private score after (a histogram of whole-set scores would tell
     the private part before the deadline)."""
     return [row.score for row in leaderboard_build(challenge, revealed).rows]
+
+
+def score_label_inline(challenge: Challenge) -> str:
+    """The score's name inside a phrase: "best accuracy"; German keeps its noun capitalised."""
+    label = challenge.kind.score_label
+    translated = _(label)
+    return label.lower() if translated == label else translated
 
 
 def challenge_histogram_svg(challenge: Challenge, revealed: bool) -> bytes:
@@ -131,7 +142,7 @@ def challenge_histogram_svg(challenge: Challenge, revealed: bool) -> bytes:
             challenge_best_scores(challenge, revealed),
             challenge.threshold,
             percent=percent,
-            label=f"best {challenge.kind.score_label.lower()}",
+            label=_("best %(label)s") % {"label": score_label_inline(challenge)},
             infinite_means=challenge.kind.infinite_score_means,
         ).svg
         cache.set(key, svg, HISTOGRAM_CACHE_SECONDS)

@@ -16,6 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from courses.access import AuthedRequest, challenge_for_member, course_for_member, is_staff
@@ -104,7 +105,7 @@ def challenge_detail(request: HttpRequest, slug: str) -> HttpResponse:
                 if exc.code == "storage":  # nothing stored: the platform's fault, not the file's
                     return _storage_failed(request, challenge, exc)
             else:
-                messages.success(request, "Uploaded. Grading usually takes a few seconds.")
+                messages.success(request, _("Uploaded. Grading usually takes a few seconds."))
                 return redirect("submission_detail", pk=submission.pk)
     recent = (
         Submission.objects.filter(enrollment=enrollment, challenge=challenge).select_related(
@@ -218,9 +219,9 @@ def submission_select(request: AuthedRequest, pk: UUID) -> HttpResponse:
     else:
         messages.success(
             request,
-            "Selected: the best of your selected uploads counts."
+            _("Selected: the best of your selected uploads counts.")
             if submission.selected
-            else "Unselected.",
+            else _("Unselected."),
         )
     return redirect("submission_detail", pk=submission.pk)
 
@@ -237,9 +238,11 @@ def result_facts(submission: Submission) -> dict[str, object]:
     metrics = shown_result(submission).metrics
     stored = submission.pictures if isinstance(submission.pictures, dict) else {}
     return {
-        "ranked_means": kind.ranked_options.get(challenge.score_key, ""),
+        "ranked_means": _(kind.ranked_options[challenge.score_key])
+        if kind.ranked_options.get(challenge.score_key)
+        else "",
         "figures": [
-            (figure.label, format_figure(metrics.get(figure.key), figure.style))
+            (_(figure.label), format_figure(metrics.get(figure.key), figure.style))
             for figure in kind.figures
             if figure.key != challenge.score_key and figure.key in metrics
         ],

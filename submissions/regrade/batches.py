@@ -29,8 +29,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
+from courses.languages import recipient_language
 from courses.models import Challenge
 from grader import __version__ as grader_version
 from submissions import doorbell, lifecycle
@@ -64,7 +66,11 @@ class Progress:
     failed: int
 
     def __str__(self) -> str:
-        return f"{self.done} of {self.total} graded, {self.failed} failure(s)"
+        return _("%(done)s of %(total)s graded, %(failed)s failure(s)") % {
+            "done": self.done,
+            "total": self.total,
+            "failed": self.failed,
+        }
 
     @classmethod
     def of(cls, batch: RegradeBatch) -> Progress:
@@ -305,24 +311,41 @@ def regrade_batch_notify(batch_id: int) -> None:
     )
     if batch is None or batch.created_by is None or not batch.created_by.email:
         return
-    if batch.status == RegradeBatch.Status.PUBLISHED:
-        outcome = "It is published: the leaderboard shows the new results."
-    elif batch.dry_run:
-        outcome = (
-            "It was a dry run: nothing is published. Publish it from the challenge's admin page"
-            " if its results are right."
-        )
-    else:
-        outcome = f"It is NOT published. {batch.note}"
     report = settings.SITE_URL + reverse("regrade_report", args=[batch.pk])
     page = settings.SITE_URL + reverse("admin:courses_challenge_change", args=[batch.challenge_id])
+    # In the language of whoever started it: a worker has no request.
+    with translation.override(recipient_language(batch.created_by)):
+        if batch.status == RegradeBatch.Status.PUBLISHED:
+            outcome = _("It is published: the leaderboard shows the new results.")
+        elif batch.dry_run:
+            outcome = _(
+                "It was a dry run: nothing is published. Publish it from the challenge's admin"
+                " page if its results are right."
+            )
+        else:
+            outcome = _("It is NOT published. %(note)s") % {"note": batch.note}
+        subject = _("[%(challenge)s] Re-grade #%(pk)s: %(status)s") % {
+            "challenge": batch.challenge.title,
+            "pk": batch.pk,
+            "status": batch.get_status_display(),
+        }
+        message = _(
+            "Re-grade #%(pk)s of %(challenge)s (%(reason)s) finished: %(progress)s,"
+            " %(changed)s submission(s) changed.\n\n%(outcome)s\n\nWhat changed: %(report)s\n"
+            "The challenge's re-grades: %(page)s\n"
+        ) % {
+            "pk": batch.pk,
+            "challenge": batch.challenge.slug,
+            "reason": batch.reason,
+            "progress": Progress.of(batch),
+            "changed": len(regrade_batch_report(batch)),
+            "outcome": outcome,
+            "report": report,
+            "page": page,
+        }
     send_mail(
-        subject=f"[{batch.challenge.title}] Re-grade #{batch.pk}: {batch.get_status_display()}",
-        message=(
-            f"Re-grade #{batch.pk} of {batch.challenge.slug} ({batch.reason}) finished:"
-            f" {Progress.of(batch)}, {len(regrade_batch_report(batch))} submission(s) changed.\n\n"
-            f"{outcome}\n\nWhat changed: {report}\nThe challenge's re-grades: {page}\n"
-        ),
+        subject=subject,
+        message=message,
         from_email=None,
         recipient_list=[batch.created_by.email],
     )

@@ -23,6 +23,12 @@ HOME = "192.0.2.7"
 DONE = [("/accounts/password_reset/done/", 302)]
 
 
+def page(response) -> bytes:
+    """The page without its CSRF token (the header's language switch carries one), which is
+    masked anew for every answer and so tells nothing apart."""
+    return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", response.content)
+
+
 @pytest.fixture
 def ask(client, django_capture_on_commit_callbacks):
     """Ask for a link as a browser at ``ip`` does, running what waits for the commit."""
@@ -67,7 +73,7 @@ def test_it_answers_an_unknown_or_inactive_address_with_the_same_page(ask, semes
     unknown = ask("no@uni.example")
 
     assert known.redirect_chain == unknown.redirect_chain == DONE
-    assert known.content == unknown.content
+    assert page(known) == page(unknown)
     assert sent == []
 
 
@@ -104,7 +110,7 @@ def test_it_sends_one_email_at_most_three_links_an_hour(ask, semester, sent):
 
     assert len(sent) == 3
     assert {answer.redirect_chain == DONE for answer in answers} == {True}
-    assert len({answer.content for answer in answers}) == 1
+    assert len({page(answer) for answer in answers}) == 1
 
 
 def test_it_answers_at_most_twenty_requests_from_one_address_an_hour(ask, semester, sent):
@@ -131,7 +137,7 @@ def test_it_answers_a_throttled_request_exactly_like_any_other(ask, semester, se
 
     assert sent == []
     assert admitted.redirect_chain == throttled.redirect_chain == unknown.redirect_chain == DONE
-    assert admitted.content == throttled.content == unknown.content
+    assert page(admitted) == page(throttled) == page(unknown)
 
 
 def test_it_counts_an_email_in_any_letter_case_as_one(ask, semester, sent):

@@ -3,6 +3,8 @@
 // ends, so the full result is rendered by the server. Needs poll.js.
 (function () {
   "use strict";
+  // The catalogue (/jsi18n/, loaded first by base.html) defines gettext; without it, English.
+  var gettext = window.gettext || function (text) { return text; };
 
   function pendingIds(root) {
     return Array.prototype.map.call(
@@ -20,8 +22,8 @@
         cell.className = "status status-" + state.status;
       } else if (field === "passed") {
         cell.textContent = state.status === "graded"
-          ? (state.passed ? "passed" : "not passed")
-          : (state.status === "failed" ? "see details" : "");
+          ? (state.passed ? gettext("passed") : gettext("not passed"))
+          : (state.status === "failed" ? gettext("see details") : "");
       } else if (field in state) {
         cell.textContent = state[field] === null ? "" : String(state[field]);
       }
