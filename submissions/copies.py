@@ -9,8 +9,10 @@ the same weights fingerprint, the same prediction fingerprint, or one of its ske
 keys (``grader.fingerprints.band_keys``); only those are compared, so grading one upload costs
 a handful of queries and a few sketch comparisons, not one per student.
 
-"The same challenge" across semesters: challenges of one course with the same task kind and the
-same hidden test set (``data_dir``); predictions on different test sets cannot be compared.
+"The same challenge" across semesters is what the boards link as such
+(``leaderboard.boards.challenge_other_semesters``): the course's challenges of the same task
+kind. Weights are compared across all of them; predictions only between uploads graded on the
+same hidden test set (the challenges' ``data_dir``): on another set they say nothing.
 """
 
 from __future__ import annotations
@@ -68,7 +70,6 @@ def same_challenge(challenge: Challenge) -> Q:
     return Q(
         challenge__semester__course_id=challenge.semester.course_id,
         challenge__task=challenge.task,
-        challenge__data_dir=challenge.data_dir,
     )
 
 
@@ -92,7 +93,11 @@ def _record(submission: Submission, prints: Prints) -> int:
     # First committed on its own: an upload graded at the same time then finds this one
     # (below, each takes the lock after its own fingerprints are visible).
     with transaction.atomic():
-        Submission.objects.filter(pk=submission.pk).update(**prints.fields())
+        Submission.objects.filter(pk=submission.pk).update(
+            weights_fingerprint=prints.weights,
+            predictions_fingerprint=prints.predictions,
+            predictions_sketch=prints.sketch,
+        )
         CopyBucket.objects.filter(submission_id=submission.pk).delete()
         CopyBucket.objects.bulk_create(CopyBucket(submission_id=submission.pk, key=k) for k in keys)
     with transaction.atomic():
@@ -146,15 +151,19 @@ def _matches(
             "weights_fingerprint",
             "predictions_fingerprint",
             "predictions_sketch",
+            "challenge__data_dir",
         )
     )
     kind = challenge.kind
     matches: list[tuple[dict[str, Any], str, float]] = []
     for other in candidates:
+        comparable = other["challenge__data_dir"] == challenge.data_dir
         other_sketch = sketch_from_bytes(kind, bytes(other["predictions_sketch"]))
-        similarity = kind.copy_similarity(sketch, other_sketch)
+        similarity = kind.copy_similarity(sketch, other_sketch) if comparable else 0.0
         if prints.weights and other["weights_fingerprint"] == prints.weights:
             evidence = Evidence.SAME_WEIGHTS
+        elif not comparable:
+            continue
         elif prints.predictions and other["predictions_fingerprint"] == prints.predictions:
             evidence = Evidence.SAME_PREDICTIONS
         elif similarity >= threshold:

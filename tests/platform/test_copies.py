@@ -92,7 +92,7 @@ def test_it_reports_each_kind_of_evidence_between_different_students(
     assert CopyPair.objects.get(first__enrollment=alice, second__enrollment=dave).similarity > 0.99
 
 
-def test_it_leaves_a_students_own_uploads_and_other_test_sets_alone(
+def test_it_leaves_own_uploads_other_courses_and_other_test_sets_predictions_alone(
     semester: Semester, challenge: Challenge, course: Course
 ) -> None:
     kind = challenge.kind
@@ -100,8 +100,9 @@ def test_it_leaves_a_students_own_uploads_and_other_test_sets_alone(
     alice = student_in(semester, "alice")
     upload(alice, challenge, same)
     upload(alice, challenge, same)  # the same student again
+    # Other hidden data: predictions say nothing there (but the same weights would, below).
     other_data = make_challenge(semester, slug="other-set", data_dir="another/set")
-    upload(student_in(semester, "bob"), other_data, same)
+    upload(student_in(semester, "bob"), other_data, Prints("b" * 64, same.predictions, same.sketch))
     other_course = Course.objects.create(slug="other", title="Other course")
     elsewhere = Semester.objects.create(course=other_course, slug="ws", starts_on="2026-10-01")
     upload(student_in(elsewhere, "carol"), make_challenge(elsewhere, slug="kp-other"), same)
@@ -111,6 +112,11 @@ def test_it_leaves_a_students_own_uploads_and_other_test_sets_alone(
     upload(ta, challenge, same)
 
     assert CopyPair.objects.count() == 0
+    upload(student_in(semester, "erin"), other_data, same)
+    assert evidence(other_data) == {
+        ("alice", "erin", "same_weights"),
+        ("bob", "erin", "same_predictions"),  # both on the other set
+    }
 
 
 def test_it_finds_copies_from_an_earlier_semester_of_the_course(
