@@ -301,3 +301,53 @@ def test_a_students_result_page_and_api_never_mention_copies(
         ]
         for text in texts:
             assert_no_copies(text, mine, theirs)
+
+
+def test_a_published_regrade_updates_the_pairs(
+    semester: Semester, challenge: Challenge, staff: User
+) -> None:
+    """Through the real claim → record → complete → publish path: the attempts' fingerprints
+    stay on their runs until the batch is published, then replace the submissions' pairs."""
+    from dataclasses import replace
+
+    from grader.evaluate import Evaluation
+    from submissions.lifecycle import run_claim
+    from submissions.regrade import regrade_batch_publish, regrade_batch_start
+    from submissions.regrade.attempts import attempt_record
+    from submissions.results import GradingOutcome
+
+    kind = challenge.kind
+    alice, bob = student_in(semester, "alice"), student_in(semester, "bob")
+    upload(alice, challenge, prints("alice's", sketch(kind, 1)))
+    upload(bob, challenge, prints("bob's", sketch(kind, 2)))
+    assert CopyPair.objects.count() == 0
+    batch = regrade_batch_start(challenge, staff, "new grader", dry_run=True)
+    # The new grader finds that both hold the same weights (say, a changed fingerprint).
+    same = prints("the same", sketch(kind, 3))
+    result = Evaluation(
+        task=challenge.task,
+        format="pt2",
+        score=150.0,
+        passed=True,
+        threshold=1.0,
+        metrics={"score": 150.0},
+        dataset_hash="a" * 64,
+        params=10,
+        seconds=0.1,
+        runner="process",
+    )
+    for run in batch.runs.order_by("pk"):
+        claimed = run_claim(run.pk)
+        assert claimed is not None
+        found = replace(
+            result,
+            weights_fingerprint=same.weights,
+            predictions_fingerprint=same.predictions,
+            predictions_sketch=same.sketch,
+        )
+        attempt_record(claimed, GradingOutcome("process", "a" * 64, found), last_try=False)
+    assert CopyPair.objects.count() == 0  # a dry run: nothing published yet
+
+    regrade_batch_publish(batch, staff)
+
+    assert evidence(challenge) == {("alice", "bob", "same_weights")}
