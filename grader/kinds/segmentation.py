@@ -96,8 +96,8 @@ class Segmentation(TaskKind):
         lambda cls, hparams: cls(num_classes=NUM_CLASSES, hparams=hparams),
     )
     public_samples = 4
-    # Copies: the predicted class of 2048 labelled pixels; near from 97 % equal labels up
-    # (measured in docs/staff.md, "Copies").
+    # Copies: the predicted class of 2048 labelled pixels; near from 97 % equal labels up, the
+    # threshold measured for classification's labels (docs/staff.md, "Copies").
     sketch_size = 2048
     near_threshold = 0.97
 
