@@ -50,7 +50,7 @@ def export(path: Path) -> bytes:
 
 def in_process(data: bytes, inputs: np.ndarray) -> np.ndarray:
     """What the child does, in this process: load, then predict batch by batch."""
-    predict, _ = load_model(formats.PT2, data, "cpu", 1, get_kind(KIND))
+    predict = load_model(formats.PT2, data, "cpu", 1, get_kind(KIND)).predict
     with torch.inference_mode():
         return np.concatenate(
             [predict(np.array(inputs[i : i + BATCH])) for i in range(0, len(inputs), BATCH)]

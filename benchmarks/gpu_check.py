@@ -153,7 +153,7 @@ def overhead(runner: object, data_dir: Path, model: Path, second: str) -> Row:
     kind = get_kind(KIND)
 
     def in_process() -> None:
-        predict, _ = load_model(fmt, data, second, 1, kind)
+        predict = load_model(fmt, data, second, 1, kind).predict
         with torch.inference_mode():
             for i in range(0, len(inputs), BATCH):
                 predict(np.array(inputs[i : i + BATCH]))

@@ -12,3 +12,5 @@ KIND = "keypoints"
 FIGURE = "mse"
 #: hidden-set sizes per kind for the GPU check (full, --quick)
 GPU_SET_SIZES = {"keypoints": (256, 32), "segmentation": (16, 4), "classification": (128, 16)}
+#: hidden-set sizes per kind for the copy thresholds' figures (benchmarks/bench_copies.py)
+COPIES_SET_SIZES = {"keypoints": 200, "segmentation": 24, "classification": 500}

@@ -536,6 +536,11 @@ GRADER_WORKER_DEAD_SECONDS = env_float("GRADER_WORKER_DEAD_SECONDS", 30.0)
 GRADER_RECORD_RETRIES = env_int("GRADER_RECORD_RETRIES", 6, minimum=0)
 GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
 
+# Copies (docs/staff.md, "Copies"): the similarity from which two uploads' predictions count as
+# near-identical, per task kind, as a JSON object {"<kind>": 0.97}; a kind left out keeps the
+# threshold its module sets (``TaskKind.near_threshold``, measured by benchmarks/bench_copies.py).
+COPIES_NEAR_THRESHOLDS: dict[str, Any] = env_json("COPIES_NEAR_THRESHOLDS", {})
+
 # Threads a job's model may use. 0: this host's cores divided by CELERY_WORKER_CONCURRENCY, so
 # a CPU worker uses its cores without jobs competing for them; set it where the worker's
 # --concurrency differs from CELERY_WORKER_CONCURRENCY or to leave cores to something else.

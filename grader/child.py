@@ -31,10 +31,13 @@ MAX_JOB_BYTES = 1 << 30
 
 
 def predict_all(job: dict[str, Any], model: bytes, inputs: np.ndarray) -> Iterator[tuple[str, Any]]:
-    """Yield ``("progress", done)`` events, then ``("result", (predictions, params))``."""
+    """Yield ``("progress", done)`` events, then ``("result", (predictions, params, weights))``
+    (``weights``: the fingerprint of the weights read, ``grader.fingerprints``)."""
     kind = get_kind(job["kind"])
     output_params = dict(job.get("params") or {})
-    predict, params = load_model(job["format"], model, job["device"], int(job["threads"]), kind)
+    predict, params, weights = load_model(
+        job["format"], model, job["device"], int(job["threads"]), kind
+    )
     max_params = int(job["max_params"])
     if params >= max_params:
         raise GradingError(
@@ -63,7 +66,7 @@ def predict_all(job: dict[str, Any], model: bytes, inputs: np.ndarray) -> Iterat
             nonfinite_message(n_nan, n_inf, count),
             facts={"nan": n_nan, "inf": n_inf},
         )
-    yield "result", (np.concatenate(chunks) if chunks else np.zeros((0,)), params)
+    yield "result", (np.concatenate(chunks) if chunks else np.zeros((0,)), params, weights)
 
 
 _SCRIPTED_RAISE = re.compile(r"^(?:builtins\.)?([A-Z]\w*): (.*)$")
@@ -127,12 +130,13 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
             if kind == "progress":
                 write_message(out, {"type": "progress", "done": value, "total": len(inputs)})
             else:
-                predictions, params = value
+                predictions, params, weights = value
                 _verdict(
                     out,
                     {
                         "type": "result",
                         "params": params,
+                        "weights": weights,
                         "seconds": time.monotonic() - started,
                         **array_header(predictions),
                     },

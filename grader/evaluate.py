@@ -17,6 +17,7 @@ from typing import Any
 import eval_data
 from grader import __version__, formats
 from grader.errors import PlatformError
+from grader.fingerprints import prediction_prints
 from grader.formats.upload import prepare_upload
 from grader.kinds import TaskKind, get_kind
 from grader.limits import Limits
@@ -63,6 +64,11 @@ class Evaluation:
     runner: str
     grader_version: str = __version__
     log: str = field(default="", repr=False)
+    #: for finding copies, staff only (never in ``to_json``): the weights fingerprint the model
+    #: process reported, and the prediction fingerprint and sketch computed here
+    weights_fingerprint: str = field(default="", repr=False)
+    predictions_fingerprint: str = field(default="", repr=False)
+    predictions_sketch: bytes = field(default=b"", repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The result as plain JSON values; an infinite score becomes the string "Infinity"."""
@@ -156,6 +162,7 @@ def evaluate(
     if public_fraction > 0:
         metrics |= split_metrics(kind, predictions, dataset, public_fraction)
     score = metrics.get(score_key)
+    prints = prediction_prints(kind, predictions, dataset)
     return Evaluation(
         task=task,
         format=fmt,
@@ -168,6 +175,9 @@ def evaluate(
         seconds=prediction.seconds,
         runner=runner.name,
         log=prediction.log,
+        weights_fingerprint=prediction.weights,
+        predictions_fingerprint=prints.exact,
+        predictions_sketch=prints.sketch,
     )
 
 

@@ -55,6 +55,12 @@ staff_urls = [
         staff.challenge_passes_csv,
         name="challenge_passes_csv",
     ),
+    path("challenges/<slug:slug>/staff/copies/", staff.challenge_copies, name="challenge_copies"),
+    path(
+        "challenges/<slug:slug>/staff/copies.csv",
+        staff.challenge_copies_csv,
+        name="challenge_copies_csv",
+    ),
     path("staff/regrades/<int:pk>/", staff.regrade_report, name="regrade_report"),
     path("staff/health/", staff.platform_health, name="platform_health"),
 ]

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from courses.models import Challenge, Enrollment
@@ -70,6 +71,12 @@ class Submission(models.Model):
     unsent = models.BooleanField(default=False)
     #: marked by the student to count (a challenge scored by ``selected``)
     selected = models.BooleanField(default=False)
+    # Finding copies (``submissions.copies``), staff only, from the result it holds: the
+    # weights fingerprint the model process reported, and the prediction fingerprint and
+    # sketch the trusted grader computed ("" while it has no graded result).
+    weights_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    predictions_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    predictions_sketch = models.BinaryField(blank=True, default=b"")
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,6 +100,18 @@ class Submission(models.Model):
             models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
             # The sweep: queued or running submissions whose message or worker went missing.
             models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
+            # Copies: the uploads with the same weights, or the same predictions, as one just
+            # graded (``submissions.copies.copies_record``).
+            models.Index(
+                fields=["weights_fingerprint"],
+                name="sub_weights_fingerprint",
+                condition=~models.Q(weights_fingerprint=""),
+            ),
+            models.Index(
+                fields=["predictions_fingerprint"],
+                name="sub_predictions_fingerprint",
+                condition=~models.Q(predictions_fingerprint=""),
+            ),
         ]
         permissions = [("regrade_submission", "Can re-grade submissions")]
 
@@ -209,6 +228,11 @@ class GradingRun(models.Model):
     passed = models.BooleanField(null=True, blank=True)
     previous_score = models.FloatField(null=True, blank=True)
     previous_passed = models.BooleanField(null=True, blank=True)
+    #: what this attempt found for finding copies (``Submission.weights_fingerprint`` etc.): a
+    #: re-grade's stay here until its batch is published
+    weights_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    predictions_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    predictions_sketch = models.BinaryField(blank=True, default=b"")
 
     class Meta:
         ordering = ["started_at"]
@@ -424,3 +448,48 @@ class Standing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enrollment_id} in {self.challenge_id}: {self.score}"
+
+
+class CopyBucket(models.Model):
+    """One band of a graded submission's prediction sketch (``grader.fingerprints.band_keys``):
+    submissions sharing a key are the candidates for ``near_predictions``."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=32)
+
+    class Meta:
+        indexes = [
+            # The candidates of a submission just graded: every submission with one of its keys.
+            models.Index(fields=["key"], name="copybucket_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.submission_id}"
+
+
+class CopyPair(models.Model):
+    """Two graded uploads of different students, in one challenge or the same challenge of
+    another semester, that look copied (``submissions.copies``). Staff only."""
+
+    class Evidence(models.TextChoices):
+        # Strongest first: a pair is recorded with the strongest evidence found.
+        SAME_WEIGHTS = "same_weights", gettext_lazy("Same weights")
+        SAME_PREDICTIONS = "same_predictions", gettext_lazy("Same predictions")
+        NEAR_PREDICTIONS = "near_predictions", gettext_lazy("Near-identical predictions")
+
+    #: the upload made first, and the later one
+    first = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    evidence = models.CharField(max_length=24, choices=Evidence.choices)
+    #: how alike their predictions are, from 0 to 1 (``TaskKind.copy_similarity``)
+    similarity = models.FloatField()
+    found_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["first__created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="copypair_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_id} ~ {self.second_id}: {self.evidence}"

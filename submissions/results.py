@@ -31,6 +31,7 @@ from courses.languages import recipient_language
 from grader import __version__ as grader_version
 from grader.errors import GraderError, GradingError, PlatformError
 from submissions import doorbell, lifecycle
+from submissions.copies import Prints, copies_record
 from submissions.heartbeats import run_holder_dead
 from submissions.models import GradingRun, Submission
 from submissions.policies import shown_result
@@ -89,6 +90,15 @@ def evaluation_outcome(evaluation: Evaluation) -> tuple[float | None, bool, dict
     metrics = evaluation.to_json()
     metrics["passed"] = passed
     return score, passed, metrics
+
+
+def copy_prints(evaluation: Evaluation) -> Prints:
+    """What an evaluation found for finding copies (staff only, never in its metrics)."""
+    return Prints(
+        evaluation.weights_fingerprint,
+        evaluation.predictions_fingerprint,
+        evaluation.predictions_sketch,
+    )
 
 
 # --- the worker's side ------------------------------------------------------------------------
@@ -196,6 +206,7 @@ class RunEnd:
         score, passed, metrics = evaluation_outcome(evaluation)
         fields: dict[str, Any] = {"score": score, "passed": passed, "metrics": metrics}
         fields |= {"grader_version": evaluation.grader_version, "log": evaluation.log}
+        fields |= copy_prints(evaluation).fields()
         return cls(GradingRun.Outcome.GRADED, fields)
 
     def summary(self) -> str:
@@ -249,6 +260,8 @@ def grading_record(grading: Grading, outcome: GradingOutcome, *, last_try: bool)
             )
     if done and outcome.pictures and submission.status == Submission.Status.GRADED:
         submission_pictures_store(submission, outcome.pictures)
+    if done and outcome.evaluation is not None and submission.status == Submission.Status.GRADED:
+        copies_record(submission, copy_prints(outcome.evaluation))
     if not done and not already:
         logger.warning(
             "submission %s: attempt %d no longer holds the claim; its outcome is only noted in"

@@ -18,7 +18,7 @@ import importlib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 
 #: a loaded model: one input batch in, one raw output batch out
 Predict = Callable[[np.ndarray], np.ndarray]
+
+
+class Loaded(NamedTuple):
+    """A model loaded in the model process."""
+
+    predict: Predict
+    #: its parameter count
+    params: int
+    #: ``grader.fingerprints`` of its weights ("" if it holds no floating-point tensor)
+    weights: str
+
 
 PT2 = "pt2"
 TORCHSCRIPT = "torchscript"
@@ -152,10 +163,29 @@ def as_array(output: object) -> np.ndarray:
     return output.detach().float().cpu().numpy()
 
 
-def load_model(
-    fmt: str, data: bytes, device: str, threads: int, kind: TaskKind
-) -> tuple[Predict, int]:
-    """Load checked model bytes in the model process: a batch predictor and its parameter count.
+def torch_weights(tensors: Any) -> str:
+    """The weights fingerprint of torch tensors (parameters and buffers), floating-point ones
+    only: an integer buffer such as batch norm's step counter is bookkeeping, not a weight."""
+    import torch
+
+    from grader.fingerprints import tensor_digest, weights_fingerprint
+
+    digests = []
+    for tensor in tensors:
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        data = tensor.detach().cpu().contiguous()
+        if data.dtype == torch.bfloat16:  # numpy has no bfloat16: its raw 16 bits
+            raw = data.view(torch.int16).numpy().tobytes()
+        else:
+            raw = data.numpy().tobytes()
+        digests.append(tensor_digest(str(data.dtype).removeprefix("torch."), data.shape, raw))
+    return weights_fingerprint(digests)
+
+
+def load_model(fmt: str, data: bytes, device: str, threads: int, kind: TaskKind) -> Loaded:
+    """Load checked model bytes in the model process: a batch predictor, its parameter count
+    and its weights fingerprint.
 
     ``kind`` matters only to the course zip, whose state-dict form is rebuilt with the student's
     class for that kind.
@@ -169,5 +199,5 @@ def load_model(
         torch.manual_seed(0)
         torch.use_deterministic_algorithms(True, warn_only=True)
     module = importlib.import_module(f"grader.formats.{fmt}")
-    loaded: tuple[Predict, int] = module.load(data, device, threads, kind)
-    return loaded
+    predict, params, weights = module.load(data, device, threads, kind)
+    return Loaded(predict, params, weights)

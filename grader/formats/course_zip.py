@@ -72,11 +72,11 @@ def _rebuild(kind: TaskKind, saved: Any) -> Any:
     return model
 
 
-def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int, str]:
     """Extract into a private temporary folder, import the student's code, load the model."""
     import torch
 
-    from grader.formats import as_array
+    from grader.formats import as_array, torch_weights
 
     del threads  # load_model has set torch's thread count already
     root = Path(tempfile.mkdtemp(prefix="submission-"))
@@ -102,8 +102,9 @@ def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predic
         )
     model = model.to(device).eval()
     params = sum(int(p.numel()) for p in model.parameters())
+    weights = torch_weights([*model.parameters(), *model.buffers()])
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return as_array(model(torch.from_numpy(batch).to(device)))
 
-    return predict, params
+    return predict, params, weights

@@ -60,13 +60,17 @@ def check_onnx(path: Path) -> None:
             )
 
 
-def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int, str]:
     """An onnxruntime session on the CPU, or on the CUDA device when the worker grades on one."""
     import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from grader.fingerprints import array_weights
 
     model = onnx.load_from_string(data)
     params = sum(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer)
+    weights = array_weights(numpy_helper.to_array(t) for t in model.graph.initializer)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -89,4 +93,4 @@ def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predic
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.asarray(session.run(None, {name: batch})[0])
 
-    return predict, params
+    return predict, params, weights

@@ -313,11 +313,11 @@ def _training_mode_ops(graph: Any) -> list[str]:
     return found
 
 
-def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int, str]:
     """Load bytes ``sanitize_pt2`` rebuilt; refuse a program exported in training mode."""
     import torch
 
-    from grader.formats import as_array
+    from grader.formats import as_array, torch_weights
 
     try:
         program = torch.export.load(io.BytesIO(data))
@@ -337,9 +337,10 @@ def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predic
 
         program = move_to_device_pass(program, device)
     params = sum(int(p.numel()) for p in program.parameters())
+    weights = torch_weights([*program.parameters(), *program.buffers()])
     module = program.module()
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return as_array(module(torch.from_numpy(batch).to(device)))
 
-    return predict, params
+    return predict, params, weights

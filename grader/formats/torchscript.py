@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from grader.kinds import TaskKind
 
 
-def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int]:
+def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predict, int, str]:
     import torch
 
-    from grader.formats import as_array
+    from grader.formats import as_array, torch_weights
 
     try:
         module = torch.jit.load(io.BytesIO(data), map_location=device)
@@ -29,8 +29,9 @@ def load(data: bytes, device: str, threads: int, kind: TaskKind) -> tuple[Predic
         ) from exc
     module.eval()
     params = sum(int(p.numel()) for p in module.parameters())
+    weights = torch_weights([*module.parameters(), *module.buffers()])
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return as_array(module(torch.from_numpy(batch).to(device)))
 
-    return predict, params
+    return predict, params, weights

@@ -87,6 +87,14 @@ class TaskKind(ABC):
     #: what an infinite score means, in a few words, where a chart notes one ("" when none is
     #: possible)
     infinite_score_means: str = ""
+    # --- finding copies (``grader.fingerprints``) ---
+    #: dtype of the sketch (``copy_sketch``) kept of each upload's predictions
+    sketch_dtype: str = "uint8"
+    #: positions of the hidden set a sketch holds
+    sketch_size: int = 1024
+    #: ``near_predictions`` from this similarity up (``copy_similarity``); the platform's
+    #: ``COPIES_NEAR_THRESHOLDS`` setting overrides it per kind
+    near_threshold: float = 0.99
 
     # --- what the data decides --------------------------------------------------------------
 
@@ -174,6 +182,43 @@ class TaskKind(ABC):
     def passed(self, metrics: dict[str, Any], threshold: float, score_key: str = "") -> bool:
         score = metrics.get(score_key or self.score_key)
         return isinstance(score, int | float) and not math.isnan(score) and score >= threshold
+
+    # --- finding copies ---------------------------------------------------------------------
+    #
+    # By default for kinds whose compact predictions are labels (a class per image or per
+    # pixel): predictions are compared exactly, and similarity is the share of equal labels.
+
+    def copy_rounded(self, predictions: np.ndarray) -> np.ndarray:
+        """Predictions rounded to what the metric tells apart (labels: as they are)."""
+        return predictions
+
+    def copy_positions(self, dataset: Dataset, count: int) -> np.ndarray:
+        """Flat indices into the predictions a sketch holds: every scored one may be drawn."""
+        from grader.fingerprints import positions
+
+        total = int(np.prod(dataset.labels.shape, dtype=np.int64))
+        return positions(f"{self.name}:{dataset.dataset_hash}", np.arange(total), count)
+
+    def copy_sketch(self, predictions: np.ndarray, dataset: Dataset) -> np.ndarray:
+        """The predictions at ``copy_positions``: the same positions for every upload."""
+        flat = predictions.reshape(-1)
+        return flat[self.copy_positions(dataset, self.sketch_size)].astype(self.sketch_dtype)
+
+    def copy_tokens(self, sketch: np.ndarray) -> np.ndarray:
+        """One integer per sketch position, banded into candidate buckets."""
+        return sketch.astype(np.int64)
+
+    def copy_band_rows(self, threshold: float, most: int) -> int:
+        """Tokens per band: a pair at ``threshold`` shares a given band with probability ½."""
+        if not 0 < threshold < 1:
+            return most
+        return max(1, min(most, math.ceil(math.log(0.5) / math.log(threshold))))
+
+    def copy_similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        """How alike two sketches are, from 0 to 1: the share of equal labels."""
+        if len(a) == 0 or len(a) != len(b):
+            return 0.0
+        return float(np.mean(a == b))
 
     # --- pictures and the demo --------------------------------------------------------------
 

@@ -82,6 +82,11 @@ class Classification(TaskKind):
     score_label = gettext_noop("Accuracy")
     figures = ()
     default_max_file_mb = 20
+    # Copies: the predicted class of 512 images; near from 97 % equal labels up (measured in
+    # docs/staff.md, "Copies").
+    sketch_dtype = "int32"
+    sketch_size = 512
+    near_threshold = 0.97
     course_model = CourseModel(
         "exercise_code.networks.classification_net",
         "ClassificationNet",

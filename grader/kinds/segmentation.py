@@ -97,6 +97,10 @@ class Segmentation(TaskKind):
         lambda cls, hparams: cls(num_classes=NUM_CLASSES, hparams=hparams),
     )
     public_samples = 4
+    # Copies: the predicted class of 2048 labelled pixels; near from 97 % equal labels up, the
+    # threshold measured for classification's labels (docs/staff.md, "Copies").
+    sketch_size = 2048
+    near_threshold = 0.97
 
     def prediction_shape(self, params: Params) -> tuple[int, ...]:
         return (SIZE, SIZE)
@@ -126,6 +130,13 @@ class Segmentation(TaskKind):
 
     def compute_metrics(self, predictions: np.ndarray, dataset: Dataset) -> dict[str, Any]:
         return segmentation_metrics(predictions, dataset.labels)
+
+    def copy_positions(self, dataset: Dataset, count: int) -> np.ndarray:
+        # Labelled pixels only: void pixels are not scored, so agreeing there says nothing.
+        from grader.fingerprints import positions
+
+        labelled = np.flatnonzero(dataset.labels.reshape(-1) >= 0)
+        return positions(f"{self.name}:{dataset.dataset_hash}", labelled, count)
 
     def draw_samples(self, inputs: np.ndarray, predictions: np.ndarray) -> bytes:
         """A PNG grid with one row per sample: the image | the image with predicted masks.

@@ -58,6 +58,9 @@ class Prediction:
     seconds: float
     #: the model process's stderr, truncated: staff only, it may echo test inputs
     log: str
+    #: the fingerprint of the weights the model process read (``grader.fingerprints``; "" if
+    #: none, or not a fingerprint): the model process's word, for finding copies only
+    weights: str = ""
 
 
 class Runner(Protocol):

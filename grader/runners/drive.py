@@ -20,6 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from grader.errors import GradingError
+from grader.fingerprints import checked_fingerprint
 from grader.i18n import gettext_noop
 from grader.limits import Limits
 from grader.protocol import (
@@ -177,6 +178,7 @@ def _result(
         params=params,
         seconds=time.monotonic() - started,
         log=log,
+        weights=checked_fingerprint(header.get("weights")),
     )
 
 

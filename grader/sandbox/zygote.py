@@ -229,11 +229,11 @@ def warm_up() -> None:
     program = torch.export.export(tiny, (example,), dynamic_shapes=({0: batch},))
     torch.export.save(program, buffer)
     samples = np.zeros((2, 1, 2, 2), dtype=np.float32)
-    predict, _ = formats.load_model(formats.PT2, buffer.getvalue(), "cpu", 1, kind)
+    predict = formats.load_model(formats.PT2, buffer.getvalue(), "cpu", 1, kind).predict
     predict(samples)
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(tiny), buffer)
-    predict, _ = formats.load_model(formats.TORCHSCRIPT, buffer.getvalue(), "cpu", 1, kind)
+    predict = formats.load_model(formats.TORCHSCRIPT, buffer.getvalue(), "cpu", 1, kind).predict
     predict(samples)
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],
@@ -242,7 +242,7 @@ def warm_up() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 2, 2])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    predict, _ = formats.load_model(formats.ONNX, model.SerializeToString(), "cpu", 1, kind)
+    predict = formats.load_model(formats.ONNX, model.SerializeToString(), "cpu", 1, kind).predict
     predict(samples)
 
 

@@ -78,6 +78,10 @@ class SubmissionAdmin(ScopedAdmin):
         "queued_at",
         "started_at",
         "finished_at",
+        # What the grader found for finding copies (submissions.copies): a record, not a field
+        # to edit.
+        "weights_fingerprint",
+        "predictions_fingerprint",
         "attempts",
         "metrics",
     ]
@@ -124,7 +128,7 @@ class GradingRunAdmin(ScopedAdmin):
     raw_id_fields = ["submission"]
     # A run's outcome is the record of what happened: it changes only through
     # submissions.lifecycle, never by hand.
-    readonly_fields = ["outcome"]
+    readonly_fields = ["outcome", "weights_fingerprint", "predictions_fingerprint"]
 
 
 @admin.register(ApiToken)

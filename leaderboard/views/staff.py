@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import PermissionsMixin
-from django.http import Http404, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from leaderboard.boards import gradebook_rows
 from leaderboard.csv_export import csv_response
 from leaderboard.views.public import headline_figures
 from submissions import health
+from submissions.copies import copy_pairs
 from submissions.models import HealthAlert, RegradeBatch
 from submissions.regrade import Progress, regrade_batch_report
 
@@ -108,6 +110,71 @@ def challenge_passes_csv(request: AuthedRequest, slug: str) -> HttpResponse:
         for row in gradebook_rows(challenge)
     )
     return csv_response(f"{challenge.semester.slug}-{challenge.slug}-passes.csv", header, rows)
+
+
+# --- copies ----------------------------------------------------------------------------------
+
+#: pairs per page of a challenge's copies report
+COPIES_PER_PAGE = 50
+
+
+def challenge_copies(request: HttpRequest, slug: str) -> HttpResponse:
+    """Uploads of different students that look copied (``submissions.copies``), computed when
+    each was graded: this page only reads them. 404 for anyone but course staff, the
+    signed-out too (no sign-in page that would tell the report exists)."""
+    challenge = challenge_for_staff(request.user, slug)
+    page = Paginator(copy_pairs(challenge), COPIES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "leaderboard/staff/copies.html",
+        {"challenge": challenge, "course": challenge.semester.course, "page": page},
+    )
+
+
+def challenge_copies_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """The copies report as CSV: one row per pair, the earlier upload as ``a``."""
+    challenge = challenge_for_staff(request.user, slug)
+    zone = challenge.semester.course.tzinfo
+    header = [
+        "user_a",
+        "user_b",
+        "name_a",
+        "name_b",
+        "handle_a",
+        "handle_b",
+        "semester_a",
+        "semester_b",
+        "evidence",
+        "similarity",
+        "submission_a",
+        "submission_b",
+        "uploaded_a",
+        "uploaded_b",
+        "score_a",
+        "score_b",
+    ]
+    rows = (
+        [
+            pair.first.enrollment.user.username,
+            pair.second.enrollment.user.username,
+            pair.first.enrollment.user.get_full_name(),
+            pair.second.enrollment.user.get_full_name(),
+            pair.first.enrollment.handle,
+            pair.second.enrollment.handle,
+            pair.first.challenge.semester.slug,
+            pair.second.challenge.semester.slug,
+            pair.evidence,
+            round(pair.similarity, 6),
+            pair.first.pk,
+            pair.second.pk,
+            pair.first.created_at.astimezone(zone).isoformat(timespec="seconds"),
+            pair.second.created_at.astimezone(zone).isoformat(timespec="seconds"),
+            "" if pair.first.score is None else json_number(pair.first.score),
+            "" if pair.second.score is None else json_number(pair.second.score),
+        ]
+        for pair in copy_pairs(challenge).iterator()
+    )
+    return csv_response(f"{challenge.semester.slug}-{challenge.slug}-copies.csv", header, rows)
 
 
 # --- the platform's health --------------------------------------------------------------------

@@ -36,6 +36,7 @@ from courses.languages import recipient_language
 from courses.models import Challenge
 from grader import __version__ as grader_version
 from submissions import doorbell, lifecycle
+from submissions.copies import Prints, copies_record
 from submissions.lifecycle import FINISHED
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.services import grading_time_limits
@@ -272,6 +273,10 @@ def regrade_batch_publish(batch: RegradeBatch, user: Any = None) -> int:
             status=RegradeBatch.Status.PUBLISHED, published_at=now, published_by=user, note=""
         )
         _log(user, batch, CHANGE, f"Published: {updated} submission(s) took the new results.")
+    # Each published result's copies, after the results are visible to other gradings.
+    for run in runs:
+        graded = run.outcome == GradingRun.Outcome.GRADED
+        copies_record(run.submission, Prints.of_run(run) if graded else None)
     batch.status = RegradeBatch.Status.PUBLISHED
     batch.published_at, batch.published_by, batch.note = now, user, ""
     logger.info("re-grade %s published: %d submission(s) updated", batch.pk, updated)

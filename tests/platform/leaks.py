@@ -37,3 +37,23 @@ def hidden_figures(public: float, private: float) -> list[str]:
 def assert_hidden(text: str, public: float, private: float) -> None:
     leaked = sorted({figure for figure in hidden_figures(public, private) if figure in text})
     assert not leaked, f"private or whole-set figures shown to a student: {leaked}"
+
+
+def copy_values(mine: Any, theirs: Any) -> list[str]:
+    """Everything by which a page could tell a student about copies of their upload (``mine``,
+    a submission): the other upload's student and id, the fingerprints, the evidence."""
+    from submissions.models import CopyPair
+
+    user = theirs.enrollment.user
+    values = [user.username, user.get_full_name(), theirs.enrollment.handle, str(theirs.pk)]
+    values += [mine.weights_fingerprint, mine.predictions_fingerprint]
+    values += [str(value) for value in CopyPair.Evidence.values]
+    values += [str(label) for label in CopyPair.Evidence.labels]
+    values += ["copies", "copied", "Copies", "similarity", "Similarity"]
+    return [value for value in values if value]
+
+
+def assert_no_copies(text: str, mine: Any, theirs: Any) -> None:
+    mine.refresh_from_db()
+    leaked = sorted({value for value in copy_values(mine, theirs) if value in text})
+    assert not leaked, f"a student's page says something about copies: {leaked}"
