@@ -92,6 +92,9 @@ class Submission(models.Model):
             models.Index(fields=["challenge", "finished_at"], name="sub_chal_finished"),
             # The sweep: queued or running submissions whose message or worker went missing.
             models.Index(fields=["status", "queued_at"], name="sub_status_queued"),
+            # The fair claim: a student's uploads running, and graded in the last hour.
+            models.Index(fields=["enrollment", "status"], name="sub_enrol_status"),
+            models.Index(fields=["enrollment", "finished_at"], name="sub_enrol_finished"),
         ]
         permissions = [("regrade_submission", "Can re-grade submissions")]
 
@@ -214,6 +217,10 @@ class GradingRun(models.Model):
         indexes = [
             # A batch's progress and "is this the last attempt?": its runs by outcome.
             models.Index(fields=["batch", "outcome"], name="run_batch_outcome"),
+            # The estimate's throughput and the health page's compute per hour.
+            models.Index(fields=["finished_at"], name="run_finished"),
+            # The re-grade share: attempts started lately.
+            models.Index(fields=["started_at"], name="run_started"),
         ]
 
     def __str__(self) -> str:

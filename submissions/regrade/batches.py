@@ -36,7 +36,7 @@ from grader import __version__ as grader_version
 from submissions import doorbell, lifecycle
 from submissions.lifecycle import FINISHED
 from submissions.models import GradingRun, RegradeBatch, Submission
-from submissions.services import grading_time_limits
+from submissions.services import doorbell_time_limits
 from submissions.standings import standings_refresh
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def regrade_batch_start(
             f"{'Dry run' if dry_run else 'Re-grade'} of {len(rows)}"
             f" submission(s) of {challenge.slug}: {batch.reason}",
         )
-        soft, hard = grading_time_limits(challenge)
+        soft, hard = doorbell_time_limits(challenge)
         for run_id in GradingRun.objects.filter(batch=batch).values_list("pk", flat=True):
             doorbell.ring_after_commit(
                 doorbell.REGRADE_ATTEMPT,
