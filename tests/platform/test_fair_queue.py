@@ -61,9 +61,7 @@ def test_a_free_worker_takes_the_student_with_nothing_running(enrollment, other,
     assert GradingRun.objects.filter(outcome=GradingRun.Outcome.RUNNING).count() == 4
 
 
-def test_an_otherwise_idle_worker_takes_a_second_upload_of_the_same_student(
-    enrollment, challenge
-):
+def test_an_otherwise_idle_worker_takes_a_second_upload_of_the_same_student(enrollment, challenge):
     pile = uploads(enrollment, challenge, 2)
 
     assert claimed(claim_next("cpu", WORKER)).pk == pile[0].pk
