@@ -54,3 +54,12 @@ def thousands(value: int | float | None) -> str:
     if value is None:
         return "—"
     return f"{int(value):,}"
+
+
+@register.filter
+def lookup(mapping: object, key: object) -> object:
+    """``mapping[key]``, or None: a per-row figure kept beside the rows (the grade book's
+    grading seconds by username)."""
+    if isinstance(mapping, dict):
+        return mapping.get(key)
+    return None
