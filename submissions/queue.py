@@ -146,18 +146,21 @@ def fair_uploads(device: str, now: datetime | None = None) -> QuerySet[Submissio
         .annotate(
             at_cap=Case(When(student_running__gte=cap, then=Value(1)), default=Value(0)),
         )
-        .order_by("at_cap", "student_running", "student_recent", "queued_at", "pk")
+        # Uploaded first, not sent first: the sweep's re-sending of a message that waited long
+        # (``queued_at``) must not send its upload to the back.
+        .order_by("at_cap", "student_running", "student_recent", "created_at", "pk")
     )
 
 
 def waiting_regrades(device: str) -> QuerySet[GradingRun]:
-    """Queued attempts of running re-grades of ``device``, oldest first."""
+    """Queued attempts of running re-grades of ``device``, in the order they were made (the
+    sweep's re-sending changes ``started_at``, not this)."""
     return GradingRun.objects.filter(
         batch__isnull=False,
         batch__status=RegradeBatch.Status.RUNNING,
         outcome=GradingRun.Outcome.QUEUED,
         submission__challenge__device=device,
-    ).order_by("started_at", "pk")
+    ).order_by("pk")
 
 
 def regrade_turn(device: str, now: datetime | None = None) -> bool:
@@ -190,15 +193,15 @@ def fair_rank(
     running: dict[int, int],
     recent: dict[int, int],
 ) -> list[Any]:
-    """The order of ``queued`` (pk, student, queued_at) as the claim would take them one by
+    """The order of ``queued`` (pk, student, created_at) as the claim would take them one by
     one: a student's k-th waiting upload (oldest first) counts as if k more were running."""
     cap = int(settings.GRADER_MAX_RUNNING_PER_STUDENT)
     ahead_of_theirs: dict[int, int] = defaultdict(int)
     keyed = []
-    for pk, student, queued_at in sorted(queued, key=lambda row: (row[2], str(row[0]))):
+    for pk, student, created_at in sorted(queued, key=lambda row: (row[2], str(row[0]))):
         load = running.get(student, 0) + ahead_of_theirs[student]
         ahead_of_theirs[student] += 1
-        keyed.append(((load >= cap, load, recent.get(student, 0), queued_at, str(pk)), pk))
+        keyed.append(((load >= cap, load, recent.get(student, 0), created_at, str(pk)), pk))
     return [pk for _key, pk in sorted(keyed, key=lambda item: item[0])]
 
 
@@ -219,7 +222,7 @@ def fair_position(submission: Submission, now: datetime | None = None) -> tuple[
     queued = list(
         Submission.objects.filter(
             status=Submission.Status.QUEUED, challenge__device=device
-        ).values_list("pk", "enrollment_id", "queued_at")
+        ).values_list("pk", "enrollment_id", "created_at")
     )
     students = {student for _pk, student, _at in queued}
     order = fair_rank(

@@ -217,3 +217,16 @@ def test_the_estimate_reads_the_recent_throughput_under_load(enrollment, other, 
 )
 def test_a_student_sees_a_coarse_duration(seconds, shown):
     assert coarse_seconds(seconds) == shown
+
+
+def test_the_sweeps_resending_keeps_an_uploads_place(enrollment, other, challenge):
+    from submissions import lifecycle
+
+    (first,) = uploads(enrollment, challenge, 1, first_seconds_ago=100)
+    (later,) = uploads(other, challenge, 1, first_seconds_ago=10)
+    # The sweep sends the first's message again (it waited too long): a new ``queued_at``.
+    assert lifecycle.resend(first, timezone.now())
+
+    assert [s.pk for s in fair_uploads("cpu")] == [first.pk, later.pk]
+    assert queue_place(first).position == 1
+    assert claimed(claim_next("cpu", WORKER)).pk == first.pk
