@@ -96,3 +96,17 @@ def test_it_refuses_a_cpu_worker_that_claims_the_gpu_queue():
 
     assert done.returncode != 0
     assert "GRADER_SERVES has 'gpu' but GRADER_DEVICE is not cuda:N" in done.stderr
+
+
+def test_housekeeping_goes_to_its_own_queue(db, sent, django_capture_on_commit_callbacks):
+    from accounts.mail import Email, email_send_later
+    from worker import SweepOnConnect
+
+    with django_capture_on_commit_callbacks(execute=True):
+        email_send_later(Email(subject="s", body="b", from_email=None, to=["a@example.com"]))
+    SweepOnConnect(None).start(None)
+
+    assert [(m.name, m.options["queue"]) for m in sent] == [
+        ("worker.tasks.send_email", "grade-housekeeping"),
+        ("worker.tasks.sweep_stuck", "grade-housekeeping"),
+    ]
