@@ -67,7 +67,7 @@ def test_a_single_upload_starts_before_the_third_of_a_pile_and_is_next_in_line(
     celery_worker: Worker,
     keypoints: Challenge,
     student: User,
-    demo_models: dict[str, Path],
+    quick_model: Path,
 ) -> None:
     wait_for(
         lambda: alive_workers().filter(name__startswith="integration@").exists(),
@@ -75,7 +75,7 @@ def test_a_single_upload_starts_before_the_third_of_a_pile_and_is_next_in_line(
         "the worker's heartbeat",
     )
     pile_api, single_api = api_for(student), api_for(other_student(keypoints))
-    model = demo_models["keypoints_pass"]
+    model = quick_model
     pile = [upload(pile_api, keypoints, model) for _ in range(PILE)]
     # The pile's first upload runs; the others wait behind it.
     wait_for(
@@ -105,11 +105,11 @@ def test_regrade_attempts_take_their_share_while_uploads_wait(
     private_broker: PrivateBroker,
     keypoints: Challenge,
     student: User,
-    demo_models: dict[str, Path],
+    quick_model: Path,
 ) -> None:
     """Everything is queued before the worker starts: two re-grade attempts, then two uploads
     of another student. With the default share (0.5) the worker alternates, uploads first."""
-    model = demo_models["keypoints_pass"].read_bytes()
+    model = quick_model.read_bytes()
     enrollment = student.enrollments.get()
     for _ in range(2):
         make_submission(
@@ -118,7 +118,7 @@ def test_regrade_attempts_take_their_share_while_uploads_wait(
     staff = User.objects.create_superuser("staff", "staff@example.com", "staff")
     batch = regrade_batch_start(keypoints, staff, "grader upgraded")
     api = api_for(other_student(keypoints))
-    uploads = [upload(api, keypoints, demo_models["keypoints_pass"]) for _ in range(2)]
+    uploads = [upload(api, keypoints, quick_model) for _ in range(2)]
 
     worker = start_worker(shared_dirs, hostname="share@%h", env=private_broker.env)
     try:

@@ -87,13 +87,13 @@ def test_an_email_is_sent_within_seconds_while_uploads_wait(
     private_broker: PrivateBroker,
     keypoints: Challenge,
     student: User,
-    demo_models: dict[str, Path],
+    quick_model: Path,
     tmp_path: Path,
 ) -> None:
     """A worker grading a backlog of 40 uploads one at a time still sends a password reset at
     once: its housekeeping thread serves that queue beside the pool."""
     enrollment = student.enrollments.get()
-    model = demo_models["keypoints_pass"].read_bytes()
+    model = quick_model.read_bytes()
     for _ in range(BACKLOG):
         submission_enqueue(make_submission(enrollment, keypoints, content=model))
     outbox = tmp_path / "mail"
