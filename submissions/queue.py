@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     Avg,
     Case,
@@ -59,6 +60,8 @@ RECENT_RUNS = 20
 DEFAULT_GRADING_SECONDS = 30.0
 #: the window of the throughput the estimate reads, and of the re-grade share
 THROUGHPUT_WINDOW = timedelta(minutes=5)
+#: how long one computed order serves the places pages poll for
+ORDER_CACHE_SECONDS = 2
 #: "the fewest graded in the last hour"
 RECENT_GRADED = timedelta(hours=1)
 #: outcomes that took a worker's time to the end (a rejection takes a worker's time too)
@@ -215,10 +218,9 @@ def _counts(queryset: QuerySet[Submission], students: set[int]) -> dict[int, int
     return {row["enrollment_id"]: row["n"] for row in rows}
 
 
-def fair_position(submission: Submission, now: datetime | None = None) -> tuple[int, int]:
-    """(uploads ahead of ``submission`` in the fair order, re-grade attempts ahead of it)."""
+def fair_order(device: str, now: datetime | None = None) -> list[str]:
+    """The queued uploads of ``device`` (their ids), in the order the claim would take them."""
     now = now or timezone.now()
-    device = submission.challenge.device
     queued = list(
         Submission.objects.filter(
             status=Submission.Status.QUEUED, challenge__device=device
@@ -230,7 +232,27 @@ def fair_position(submission: Submission, now: datetime | None = None) -> tuple[
         _counts(_running(device), students),
         _counts(_graded_recently(now), students),
     )
-    ahead = order.index(submission.pk) if submission.pk in order else len(order)
+    return [str(pk) for pk in order]
+
+
+def _cached_order(device: str, submission_id: str, now: datetime) -> list[str]:
+    """``fair_order``, shared for ``ORDER_CACHE_SECONDS``: every pending result page polls its
+    place every two seconds, and a deadline's queue holds thousands of uploads. An upload the
+    cached order does not know yet (just made) reads it afresh."""
+    key = f"fair-order:{settings.GRADER_QUEUE_PREFIX}{device}"
+    order = cache.get(key)
+    if not isinstance(order, list) or submission_id not in order:
+        order = fair_order(device, now)
+        cache.set(key, order, ORDER_CACHE_SECONDS)
+    return order
+
+
+def fair_position(submission: Submission, now: datetime | None = None) -> tuple[int, int]:
+    """(uploads ahead of ``submission`` in the fair order, re-grade attempts ahead of it)."""
+    now = now or timezone.now()
+    device = submission.challenge.device
+    order = _cached_order(device, str(submission.pk), now)
+    ahead = order.index(str(submission.pk)) if str(submission.pk) in order else len(order)
     share = float(settings.GRADER_REGRADE_SHARE)
     regrades = 0
     if share > 0:
