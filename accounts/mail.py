@@ -13,6 +13,7 @@ import logging
 from typing import TypedDict
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def email_send_later(email: Email) -> None:
 
     def send() -> None:
         try:
-            current_app.send_task(SEND_EMAIL, args=[email])
+            # Housekeeping: served beside the gradings, never behind a backlog of them.
+            current_app.send_task(SEND_EMAIL, args=[email], queue=settings.HOUSEKEEPING_QUEUE)
         except Exception:
             # Never the body: it may hold a one-time link.
             logger.exception("could not queue the email %r to %s", email["subject"], email["to"])

@@ -503,6 +503,15 @@ GRADER_STUCK_RUNNING_GRACE_SECONDS = env_int("GRADER_STUCK_RUNNING_GRACE_SECONDS
 GRADER_SWEEP_EVERY_SECONDS = env_int("GRADER_SWEEP_EVERY_SECONDS", 15, minimum=1)
 #: attempts (claims) after which the sweep gives a submission up instead of re-queueing it
 GRADER_MAX_ATTEMPTS = env_int("GRADER_MAX_ATTEMPTS", 5, minimum=1)
+# The fair queue: while another student's upload waits, at most this many uploads of one student
+# (an enrolment) run at once; a free worker takes the oldest waiting upload of the student with
+# the fewest running, then the fewest graded in the last hour.
+GRADER_MAX_RUNNING_PER_STUDENT = env_int("GRADER_MAX_RUNNING_PER_STUDENT", 1, minimum=1)
+# The share of starts re-grade attempts get while students' uploads of the same device wait
+# (0: only when no upload waits; 1: re-grades first).
+GRADER_REGRADE_SHARE = env_float("GRADER_REGRADE_SHARE", 0.5)
+if not 0 <= GRADER_REGRADE_SHARE <= 1:
+    raise ImproperlyConfigured(f"GRADER_REGRADE_SHARE={GRADER_REGRADE_SHARE}: use 0 to 1")
 #: staff-only model log kept per grading run
 GRADER_LOG_KEEP_CHARS = env_int("GRADER_LOG_KEEP_CHARS", 20_000, minimum=0)
 
@@ -588,6 +597,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = f"{GRADER_QUEUE_PREFIX}cpu"
 # What ``celery -A worker worker`` consumes without ``-Q``.
 CELERY_TASK_QUEUES = [Queue(f"{GRADER_QUEUE_PREFIX}{device}") for device in GRADER_SERVES]
+#: tasks that are not gradings (emails, grade passback, roster sync) have a queue of their own
+HOUSEKEEPING_QUEUE = f"{GRADER_QUEUE_PREFIX}housekeeping"
+CELERY_TASK_QUEUES.append(Queue(HOUSEKEEPING_QUEUE))
+# In the end, untargeted tasks (the sweep a worker asks for on connecting) are housekeeping,
+# which every worker serves beside its grading (``worker.housekeeping``), never behind it.
+CELERY_TASK_DEFAULT_QUEUE = HOUSEKEEPING_QUEUE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # The database is the source of truth; nothing reads task results.

@@ -217,3 +217,28 @@ def confusion_matrix(names: Sequence[str], counts: Sequence[Sequence[int]]) -> b
         fig.colorbar(image, ax=ax, label=gettext("share of the true class's images"))
         ax.set_title(gettext("Confusion matrix on the hidden test set"), loc="left")
         return _svg(fig)
+
+
+def compute_per_hour(
+    hours: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    label: str,
+    empty: str,
+) -> bytes:
+    """Stacked bars: grading seconds per hour (``hours``: their labels, oldest first), one
+    colour per challenge (``series``: name and seconds per hour); ``empty`` when none."""
+    if not any(sum(values) for _name, values in series):
+        return _message(empty)
+    fig = _figure(7.2, 2.8)
+    ax = fig.add_subplot()
+    xs = range(len(hours))
+    bottom = [0.0] * len(hours)
+    for name, values in series:
+        ax.bar(xs, values, bottom=bottom, label=name, width=0.8)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_xticks(list(xs)[::3], [hours[i] for i in range(0, len(hours), 3)])
+    ax.set_ylabel(label)
+    if len(series) > 1:
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
+    return _svg(fig)

@@ -63,6 +63,7 @@ staff_urls = [
     ),
     path("staff/regrades/<int:pk>/", staff.regrade_report, name="regrade_report"),
     path("staff/health/", staff.platform_health, name="platform_health"),
+    path("staff/health/compute.svg", staff.platform_compute_chart, name="platform_compute_chart"),
 ]
 
 # Scripts and notebooks, with a token (leaderboard.api): JSON in, JSON out.

@@ -31,10 +31,20 @@ def queue_for(device: str) -> str:
     return f"{settings.GRADER_QUEUE_PREFIX}{device}"
 
 
-def ring(task: str, arg: Any, *, soft: int, hard: int, device: str = "cpu") -> None:
-    """Send one message now to the device's queue, with the job's Celery time limits."""
+def ring(
+    task: str,
+    arg: Any,
+    *,
+    soft: int,
+    hard: int,
+    device: str = "cpu",
+    countdown: float | None = None,
+) -> None:
+    """Send one message now to the device's queue, with the job's Celery time limits (to be
+    delivered after ``countdown`` seconds, if given)."""
+    options: dict[str, Any] = {"countdown": countdown} if countdown else {}
     current_app.send_task(
-        task, args=[arg], soft_time_limit=soft, time_limit=hard, queue=queue_for(device)
+        task, args=[arg], soft_time_limit=soft, time_limit=hard, queue=queue_for(device), **options
     )
 
 
@@ -45,6 +55,7 @@ def ring_after_commit(
     soft: int,
     hard: int,
     device: str = "cpu",
+    countdown: float | None = None,
     on_failure: Callable[[], Any] | None = None,
 ) -> None:
     """Send one message once the current transaction commits; a failure is logged, and
@@ -56,6 +67,7 @@ def ring_after_commit(
         soft=soft,
         hard=hard,
         device=device,
+        countdown=countdown,
         what=f"sending {task}({arg!r})",
         on_failure=on_failure,
     )

@@ -112,6 +112,9 @@ class Submission(models.Model):
                 name="sub_predictions_fingerprint",
                 condition=~models.Q(predictions_fingerprint=""),
             ),
+            # The fair claim: a student's uploads running, and graded in the last hour.
+            models.Index(fields=["enrollment", "status"], name="sub_enrol_status"),
+            models.Index(fields=["enrollment", "finished_at"], name="sub_enrol_finished"),
         ]
         permissions = [("regrade_submission", "Can re-grade submissions")]
 
@@ -239,6 +242,10 @@ class GradingRun(models.Model):
         indexes = [
             # A batch's progress and "is this the last attempt?": its runs by outcome.
             models.Index(fields=["batch", "outcome"], name="run_batch_outcome"),
+            # The estimate's throughput and the health page's compute per hour.
+            models.Index(fields=["finished_at"], name="run_finished"),
+            # The re-grade share: attempts started lately.
+            models.Index(fields=["started_at"], name="run_started"),
         ]
 
     def __str__(self) -> str:

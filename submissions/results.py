@@ -135,10 +135,22 @@ def with_db_retry(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) ->
 
 
 def grading_open(submission_id: Any, worker: Worker) -> Grading | None:
-    """Claim a queued submission and open its run; None if there is nothing to claim."""
+    """Claim a queued submission (or take over a dead holder's claim) and open its run; None
+    if there is nothing to claim."""
+    return _open(submission_id, worker, takeover_only=False)
+
+
+def grading_takeover(submission_id: Any, worker: Worker) -> Grading | None:
+    """Take over the claim of a running submission whose holder is dead (a re-delivered
+    message) and open its run; None unless it is running with a dead holder."""
+    return _open(submission_id, worker, takeover_only=True)
+
+
+def _open(submission_id: Any, worker: Worker, *, takeover_only: bool) -> Grading | None:
     with transaction.atomic():
         # One transaction: a claim always names its holder, so its death is always seen.
-        submission = lifecycle.claim(submission_id) or _takeover(submission_id)
+        claimed = None if takeover_only else lifecycle.claim(submission_id)
+        submission = claimed or _takeover(submission_id)
         if submission is None:
             return None
         run = GradingRun.objects.create(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
@@ -206,12 +207,24 @@ def grading_time_limits(challenge: Challenge) -> tuple[int, int]:
     return soft, soft + 30
 
 
-def submission_enqueue(submission: Submission) -> None:
-    """Ring the doorbell once the row is committed, so a worker always finds it.
+def doorbell_time_limits(challenge: Challenge) -> tuple[int, int]:
+    """The Celery limits of a grading message for ``challenge``: those of the longest time
+    limit on its device, since the worker it wakes claims the fairest waiting work of the
+    device, which may be another challenge's (``submissions.claim``)."""
+    longest = Challenge.objects.filter(device=challenge.device).aggregate(
+        longest=Max("time_limit_seconds")
+    )["longest"]
+    soft = max(longest or 0, challenge.time_limit_seconds) + settings.GRADER_TASK_OVERHEAD_SECONDS
+    return soft, soft + 30
+
+
+def submission_enqueue(submission: Submission, *, countdown: float | None = None) -> None:
+    """Ring the doorbell once the row is committed, so a worker always finds it (after
+    ``countdown`` seconds: a platform error's backoff).
 
     A broker that is down is only logged: the row stays queued and the sweep sends it again.
     """
-    soft, hard = grading_time_limits(submission.challenge)
+    soft, hard = doorbell_time_limits(submission.challenge)
     pk = submission.pk
     doorbell.ring_after_commit(
         doorbell.GRADE_SUBMISSION,
@@ -219,5 +232,6 @@ def submission_enqueue(submission: Submission) -> None:
         soft=soft,
         hard=hard,
         device=submission.challenge.device,
+        countdown=countdown,
         on_failure=lambda: lifecycle.mark_unsent(pk),
     )

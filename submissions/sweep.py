@@ -22,7 +22,7 @@ from submissions.alerts import alerts_check
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.regrade.attempts import attempt_close
 from submissions.results import keep_log, submission_notify
-from submissions.services import grading_time_limits, submission_enqueue
+from submissions.services import doorbell_time_limits, grading_time_limits, submission_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def regrade_runs_sweep(now: datetime, *, queued_before: datetime | None = None) 
 
 def _ring(run: GradingRun) -> None:
     challenge = run.submission.challenge
-    soft, hard = grading_time_limits(challenge)
+    soft, hard = doorbell_time_limits(challenge)
     doorbell.ring_after_commit(
         doorbell.REGRADE_ATTEMPT,
         run.pk,

@@ -8,10 +8,11 @@ import logging
 from datetime import UTC, datetime
 
 from celery import bootsteps
+from django.conf import settings
 
 from config.celery import app
 from submissions.doorbell import SWEEP_STUCK
-from worker import housekeeping  # noqa: F401  (beat's sweep starts with beat)
+from worker import housekeeping  # beat's sweep starts with beat
 
 
 class SweepOnConnect(bootsteps.StartStopStep):
@@ -27,11 +28,17 @@ class SweepOnConnect(bootsteps.StartStopStep):
         # restarted without persistence): the sweep sends all of it again, not only the stale.
         connected = datetime.now(UTC).isoformat()
         try:
-            app.send_task(SWEEP_STUCK, kwargs={"queued_before": connected}, expires=60.0)
+            app.send_task(
+                SWEEP_STUCK,
+                kwargs={"queued_before": connected},
+                expires=60.0,
+                queue=settings.HOUSEKEEPING_QUEUE,
+            )
         except Exception:  # the broker went away again: the next connection asks again
             logging.getLogger(__name__).warning("could not ask for a sweep", exc_info=True)
 
 
 app.steps["consumer"].add(SweepOnConnect)
+app.steps["worker"].add(housekeeping.HousekeepingConsumer)
 
 __all__ = ["app"]

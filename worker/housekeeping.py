@@ -1,4 +1,5 @@
-"""Housekeeping that never waits behind grading: beat runs the sweep itself.
+"""Housekeeping that never waits behind grading: beat runs the sweep itself, and every worker
+serves the housekeeping queue in a thread beside its pool (``HousekeepingConsumer``).
 
 The sweep (re-send what lost its message, re-queue what a dead worker held, open and close the
 queue-age and no-worker alerts) matters most during a backlog, which is exactly when a sweep
@@ -15,9 +16,11 @@ import logging
 import threading
 from typing import Any
 
-from celery.signals import beat_init
+from celery import bootsteps
+from celery.signals import beat_init, celeryd_after_setup
 from django.conf import settings
 from django.db import close_old_connections
+from kombu import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +54,114 @@ def _start_sweeping(**_: Any) -> None:
     every = float(settings.GRADER_SWEEP_EVERY_SECONDS)
     threading.Thread(target=sweep_forever, args=(every, stopped), name="sweep", daemon=True).start()
     logger.info("beat sweeps every %.0f s, beside the queues", every)
+
+
+# --- the housekeeping queue, served beside the gradings -----------------------------------------
+
+#: how long the consumer waits for a message before it looks at its stop flag again
+POLL_SECONDS = 1.0
+
+
+def serve_housekeeping(app: Any, queue: Any, hostname: str, stop: threading.Event) -> None:
+    """Consume ``queue`` (``settings.HOUSEKEEPING_QUEUE``) until ``stop``, running each task in
+    this thread as a pool process would: Celery's own tracer runs it, so a task's retry sends
+    a message with its countdown back to the same queue. One message at a time, acknowledged
+    after it ran; a broker that goes away is reconnected to after a pause."""
+    from celery.app.trace import build_tracer
+
+    tracers: dict[str, Any] = {}
+
+    def handle(body: Any, message: Any) -> None:
+        headers = message.headers or {}
+        name = headers.get("task", "")
+        task = app.tasks.get(name)
+        try:
+            if task is None:
+                logger.error("housekeeping: no task %r here; message dropped", name)
+                return
+            args, kwargs, _embed = body
+            tracer = tracers.get(name)
+            if tracer is None:
+                tracer = tracers[name] = build_tracer(name, task, app=app, hostname=hostname)
+            request = {
+                "id": headers.get("id"),
+                "task": name,
+                "retries": headers.get("retries") or 0,
+                "hostname": hostname,
+                "is_eager": False,
+                "timelimit": headers.get("timelimit"),
+                "delivery_info": {"exchange": "", "routing_key": queue.name},
+                "headers": headers,
+            }
+            close_old_connections()
+            tracer(str(headers.get("id") or ""), args, kwargs, request)
+        except Exception:
+            logger.exception("housekeeping: task %s failed", name)
+        finally:
+            close_old_connections()
+            message.ack()
+
+    while not stop.is_set():
+        try:
+            with (
+                app.connection_for_read() as conn,
+                conn.Consumer([queue], callbacks=[handle], accept=["json"]) as consumer,
+            ):
+                consumer.qos(prefetch_count=1)
+                logger.info("serving %s beside the gradings", queue.name)
+                while not stop.is_set():
+                    try:
+                        conn.drain_events(timeout=POLL_SECONDS)
+                    except TimeoutError:
+                        continue
+        except Exception:
+            if stop.is_set():
+                return
+            logger.warning("housekeeping: the broker went away; reconnecting", exc_info=True)
+            stop.wait(2.0)
+
+
+class HousekeepingConsumer(bootsteps.StartStopStep):
+    """Every worker serves the housekeeping queue (emails, grade passback, roster sync, the
+    sweep it asks for on connecting) in a thread of its main process, with a connection of its
+    own, beside the pool that grades: a housekeeping task never waits for a pool process, so a
+    deadline night's backlog of gradings does not hold a password reset back. The worker's
+    own consumer leaves that queue alone (``_leave_housekeeping_to_the_thread``)."""
+
+    # Started once the pool has forked its processes: none of them inherits this thread.
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.halt = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        app = parent.app
+        name = settings.HOUSEKEEPING_QUEUE
+        queue = app.amqp.queues.get(name) or Queue(name)
+        self.halt.clear()
+        self.thread = threading.Thread(
+            target=serve_housekeeping,
+            args=(app, queue, parent.hostname, self.halt),
+            name="housekeeping",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def stop(self, parent: Any) -> None:
+        self.halt.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5 * POLL_SECONDS)
+
+    shutdown = stop
+
+
+@celeryd_after_setup.connect
+def _leave_housekeeping_to_the_thread(sender: str, instance: Any, **_: Any) -> None:
+    queues = instance.app.amqp.queues
+    name = settings.HOUSEKEEPING_QUEUE
+    consumed = set(queues.consume_from or {})
+    # A worker started for housekeeping alone (``-Q`` of that queue only) keeps it.
+    if name in consumed and consumed - {name}:
+        queues.deselect(name)

@@ -22,10 +22,13 @@ from django.core.mail import EmailMessage
 from config.celery import app
 from courses.models import Challenge
 from grader.errors import PlatformError
+from submissions.claim import claim_next, run_device, submission_device
 from submissions.doorbell import CHECK_REFERENCE, GRADE_SUBMISSION, REGRADE_ATTEMPT, SWEEP_STUCK
+from submissions.models import GradingRun
 from submissions.reference import reference_check_record
-from submissions.regrade.attempts import attempt_open, attempt_record
-from submissions.results import grading_open, grading_record, with_db_retry
+from submissions.regrade.attempts import attempt_record, attempt_takeover
+from submissions.results import Grading, Worker, grading_record, grading_takeover, with_db_retry
+from submissions.services import submission_enqueue
 from submissions.storage import storage_problem
 from submissions.sweep import submissions_sweep
 from worker import heartbeat
@@ -84,39 +87,89 @@ def retry_countdown(retries: int) -> int:
     return int(settings.GRADER_RETRY_BACKOFF_SECONDS * 2**retries)
 
 
+def message_time_limit(task: Task) -> int | None:
+    """The longest model time limit the waking message's Celery limits cover (None: no
+    limits, a task called directly)."""
+    limits = task.request.timelimit
+    if not limits or not limits[1]:
+        return None
+    return int(limits[1]) - int(settings.GRADER_TASK_OVERHEAD_SECONDS)
+
+
 @app.task(bind=True, name=GRADE_SUBMISSION, max_retries=settings.GRADER_MAX_RETRIES)
 def grade_submission(self: Task, submission_id: str) -> None:
+    """A doorbell for ``submission_id``'s device: take over this upload's claim if its holder
+    died (a re-delivered message), else claim the fairest waiting work of the device, which
+    may be another student's upload or a re-grade attempt (``submissions.claim``)."""
     worker = this_worker(self.request.hostname)
     what = f"submission {submission_id}"
-    grading = with_db_retry(what, grading_open, submission_id, worker)
-    if grading is None:
-        logger.info("submission %s: nothing to claim (already taken or done)", submission_id)
-        return
-    with heartbeat.job(what):
-        outcome = evaluate_submission(grading.submission, worker)
-    last_try = self.request.retries >= (self.max_retries or 0)
-    recorded = with_db_retry(what, grading_record, grading, outcome, last_try=last_try)
-    # An attempt closed without it (the sweep re-queued the work) has nothing left to retry.
-    if recorded and isinstance(outcome.error, PlatformError) and not last_try:
-        raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
+    work: Grading | GradingRun | None = with_db_retry(what, grading_takeover, submission_id, worker)
+    if work is None:
+        device = with_db_retry(what, submission_device, submission_id)
+        if device is not None:
+            work = with_db_retry(
+                what, claim_next, device, worker, max_time_limit=message_time_limit(self)
+            )
+    grade_claimed(self, work, worker, woken_by=what)
 
 
 @app.task(bind=True, name=REGRADE_ATTEMPT, max_retries=settings.GRADER_MAX_RETRIES)
 def regrade_attempt(self: Task, run_id: int) -> None:
-    """One attempt of a re-grade batch: like ``grade_submission``, but the outcome stays on the
-    run until the whole batch is published."""
+    """A doorbell for a re-grade attempt's device: like ``grade_submission`` (take over this
+    attempt from a dead holder, else claim the fairest waiting work of the device)."""
     worker = this_worker(self.request.hostname)
     what = f"re-grade run {run_id}"
-    run = with_db_retry(what, attempt_open, run_id, worker)
-    if run is None:
-        logger.info("re-grade run %s: nothing to claim (already taken or done)", run_id)
+    work: Grading | GradingRun | None = with_db_retry(what, attempt_takeover, run_id, worker)
+    if work is None:
+        device = with_db_retry(what, run_device, run_id)
+        if device is not None:
+            work = with_db_retry(
+                what, claim_next, device, worker, max_time_limit=message_time_limit(self)
+            )
+    grade_claimed(self, work, worker, woken_by=what)
+
+
+def grade_claimed(
+    task: Task, work: Grading | GradingRun | None, worker: Worker, *, woken_by: str
+) -> None:
+    """Evaluate and record what this message claimed; a platform error goes back to the
+    queue with a backoff unless this was its last try."""
+    if work is None:
+        logger.info("%s: nothing to claim (already taken or done)", woken_by)
         return
+    if isinstance(work, GradingRun):
+        _regrade(task, work, worker)
+    else:
+        _grade(task, work, worker)
+
+
+def _grade(task: Task, grading: Grading, worker: Worker) -> None:
+    submission = grading.submission
+    what = f"submission {submission.pk}"
+    with heartbeat.job(what):
+        outcome = evaluate_submission(submission, worker)
+    # Counted on the upload, not on the message: any message may claim it.
+    last_try = submission.attempts > (task.max_retries or 0)
+    recorded = with_db_retry(what, grading_record, grading, outcome, last_try=last_try)
+    # An attempt closed without it (the sweep re-queued the work) has nothing left to retry.
+    if recorded and isinstance(outcome.error, PlatformError) and not last_try:
+        countdown = retry_countdown(submission.attempts - 1)
+        if task.request.retries < (task.max_retries or 0):
+            raise task.retry(exc=outcome.error, countdown=countdown)
+        # This message has used its retries on other uploads: ring anew for this one.
+        submission_enqueue(submission, countdown=countdown)
+
+
+def _regrade(task: Task, run: GradingRun, worker: Worker) -> None:
+    """One attempt of a re-grade batch: the outcome stays on the run until the whole batch is
+    published."""
+    what = f"re-grade run {run.pk}"
     with heartbeat.job(what):
         outcome = evaluate_submission(run.submission, worker, pictures=False)
-    last_try = self.request.retries >= (self.max_retries or 0)
+    last_try = task.request.retries >= (task.max_retries or 0)
     recorded = with_db_retry(what, attempt_record, run, outcome, last_try=last_try)
     if recorded and isinstance(outcome.error, PlatformError) and not last_try:
-        raise self.retry(exc=outcome.error, countdown=retry_countdown(self.request.retries))
+        raise task.retry(exc=outcome.error, countdown=retry_countdown(task.request.retries))
 
 
 @app.task(bind=True, name=CHECK_REFERENCE)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 from leaderboard.admin.regrades import Selection, has_regrade_permission, regrade_confirm
 from leaderboard.admin.scope import ScopedAdmin, ScopedInline, SiteWideAdmin
+from submissions.compute import with_grading_seconds
 from submissions.models import ApiToken, GradingRun, Submission
 
 RUN_FIELDS = (
@@ -56,6 +58,7 @@ class SubmissionAdmin(ScopedAdmin):
         "passed",
         "created_at",
         "attempts",
+        "grading_seconds",
     ]
     list_filter = ["status", "passed", "challenge__semester", "challenge", "counts_for_quota"]
     list_select_related = ["enrollment__user", "challenge"]
@@ -87,9 +90,18 @@ class SubmissionAdmin(ScopedAdmin):
     ]
     actions = ["regrade_selected"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Submission]:
+        return with_grading_seconds(super().get_queryset(request))
+
     @admin.display(ordering="enrollment__handle")
     def handle(self, obj: Submission) -> str:
         return obj.enrollment.handle
+
+    @admin.display(description=_("grading seconds"), ordering="grading_time")
+    def grading_seconds(self, obj: Submission) -> str:
+        """Every attempt's seconds, from its claim to its recorded outcome."""
+        took = getattr(obj, "grading_time", None)
+        return "—" if took is None else f"{took.total_seconds():.1f}"
 
     @admin.display(ordering="enrollment__user__username")
     def username(self, obj: Submission) -> str:

@@ -68,3 +68,12 @@ def translate_text(text: str) -> str:
 def student_message_filter(text: str) -> str:
     """A message the grader stored in English, in the reader's language."""
     return student_message(text)
+
+
+@register.filter
+def lookup(mapping: object, key: object) -> object:
+    """``mapping[key]``, or None: a per-row figure kept beside the rows (the grade book's
+    grading seconds by username)."""
+    if isinstance(mapping, dict):
+        return mapping.get(key)
+    return None

@@ -9,13 +9,17 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 
 from courses.access import AuthedRequest, User, challenge_for_staff, is_course_staff, is_staff
 from grader.evaluate import json_number
+from leaderboard import charts
 from leaderboard.boards import gradebook_rows
 from leaderboard.csv_export import csv_response
 from leaderboard.views.public import headline_figures
 from submissions import health
+from submissions.compute import compute_per_hour, grading_seconds_by_username
 from submissions.copies import copy_pairs
 from submissions.models import HealthAlert, RegradeBatch
 from submissions.regrade import Progress, regrade_batch_report
@@ -73,6 +77,8 @@ def challenge_staff(request: AuthedRequest, slug: str) -> HttpResponse:
             "course": challenge.semester.course,
             "rows": gradebook_rows(challenge),
             "headline": headline_figures(challenge),
+            # Total grading seconds of each student's uploads (username -> seconds).
+            "compute": grading_seconds_by_username(challenge),
         },
     )
 
@@ -201,9 +207,32 @@ def health_context() -> dict[str, object]:
 
 @login_required
 def platform_health(request: AuthedRequest) -> HttpResponse:
-    """Workers, queues and failures; the page re-renders its body every few seconds."""
+    """Workers, queues and failures; the page re-renders its body every few seconds. The
+    compute of the last 24 hours (a chart and its table) is drawn with the full page only."""
     if not can_watch_health(request.user):
         raise Http404("no such page")
     if request.GET.get("part") == "body":
         return render(request, "leaderboard/staff/_health.html", health_context())
-    return render(request, "leaderboard/staff/health.html", health_context())
+    return render(
+        request,
+        "leaderboard/staff/health.html",
+        {**health_context(), "compute": compute_per_hour()},
+    )
+
+
+@login_required
+def platform_compute_chart(request: AuthedRequest) -> HttpResponse:
+    """Grading seconds per hour of the last 24 hours, by challenge, as an SVG chart."""
+    if not can_watch_health(request.user):
+        raise Http404("no such page")
+    compute = compute_per_hour()
+    zone = timezone.get_current_timezone()
+    svg = charts.compute_per_hour(
+        [hour.astimezone(zone).strftime("%H:%M") for hour in compute.hours],
+        [(row.challenge, row.seconds) for row in compute.rows],
+        label=_("grading seconds per hour"),
+        empty=_("No grading finished in the last 24 hours."),
+    )
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    patch_cache_control(response, private=True, max_age=60)
+    return response

@@ -24,6 +24,7 @@ from courses.formatting import format_figure, format_score
 from courses.models import Challenge, Enrollment, Semester
 from leaderboard.kinds import get_page
 from submissions.access import can_see_runs, submission_for_viewer, visible_submissions
+from submissions.compute import submission_seconds
 from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
 from submissions.models import GradingRun, RegradeBatch, Submission
 from submissions.policies import (
@@ -39,7 +40,7 @@ from submissions.policies import (
     window_for,
 )
 from submissions.policies import submission_select as submission_select_service
-from submissions.queue import queue_place
+from submissions.queue import coarse_seconds, queue_place
 from submissions.services import (
     quota_next_slot,
     quota_used,
@@ -200,6 +201,8 @@ def submission_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
             "regraded": regraded,
             "earlier": shown_earlier(regraded) if regraded else None,
             "queue": queue_place(submission).text,
+            # Coarse on purpose: a model must not signal through its running time.
+            "grading_seconds": coarse_seconds(submission_seconds(submission)),
             **result_facts(submission),
         },
     )

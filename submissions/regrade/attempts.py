@@ -33,13 +33,26 @@ def attempt_open(run_id: int, worker: Worker) -> GradingRun | None:
         run = _takeover(run_id, worker)
     if run is None:
         return None
+    _note_worker(run, worker)
+    logger.info("re-grade %s: submission %s on %s", run.batch_id, run.submission_id, worker.host)
+    return run
+
+
+def attempt_takeover(run_id: int, worker: Worker) -> GradingRun | None:
+    """Take over a running attempt whose holder is dead (a re-delivered message) and note who
+    grades it; None unless it runs with a dead holder."""
+    run = _takeover(run_id, worker)
+    if run is not None:
+        _note_worker(run, worker)
+    return run
+
+
+def _note_worker(run: GradingRun, worker: Worker) -> None:
     run.worker_host, run.device = worker.host[:200], worker.device
     run.torch_version = worker.torch_version[:64]
     GradingRun.objects.filter(pk=run.pk).update(
         worker_host=run.worker_host, device=run.device, torch_version=run.torch_version
     )
-    logger.info("re-grade %s: submission %s on %s", run.batch_id, run.submission_id, worker.host)
-    return run
 
 
 def _takeover(run_id: int, worker: Worker) -> GradingRun | None:

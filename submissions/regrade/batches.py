@@ -39,7 +39,7 @@ from submissions import doorbell, lifecycle
 from submissions.copies import Prints, copies_record
 from submissions.lifecycle import FINISHED
 from submissions.models import GradingRun, RegradeBatch, Submission
-from submissions.services import grading_time_limits
+from submissions.services import doorbell_time_limits
 from submissions.standings import standings_refresh
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def regrade_batch_start(
             f"{'Dry run' if dry_run else 'Re-grade'} of {len(rows)}"
             f" submission(s) of {challenge.slug}: {batch.reason}",
         )
-        soft, hard = grading_time_limits(challenge)
+        soft, hard = doorbell_time_limits(challenge)
         for run_id in GradingRun.objects.filter(batch=batch).values_list("pk", flat=True):
             doorbell.ring_after_commit(
                 doorbell.REGRADE_ATTEMPT,

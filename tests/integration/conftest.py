@@ -284,3 +284,29 @@ def private_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     )
     with app_sending_to(monkeypatch, broker.url, options):
         yield broker
+
+
+@pytest.fixture(scope="session")
+def quick_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid keypoints model (every keypoint at the centre) exported in seconds, for tests
+    about the order of gradings rather than their scores (the demo models train for minutes)."""
+    import torch
+    from torch import nn
+
+    class Centre(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(96 * 96, 30)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x.flatten(1))
+
+    path = tmp_path_factory.mktemp("quick-model") / "centre.pt2"
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(
+        Centre().eval(), (torch.zeros(2, 1, 96, 96),), dynamic_shapes=({0: batch},)
+    )
+    torch.export.save(program, str(path))
+    return path

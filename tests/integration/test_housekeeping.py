@@ -1,6 +1,7 @@
 """Housekeeping never waits behind grading: with the grading queue backed up and no worker free
 to take anything, beat still sweeps, so a grading whose worker died is recorded lost and queued
-again within seconds. A sweep sent as a task used to wait (and expire) behind the backlog."""
+again within seconds (a sweep sent as a task used to wait, and expire, behind the backlog); and
+a worker grading a backlog sends an email at once, from its housekeeping thread."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from accounts.mail import Email, email_send_later
 from courses.models import Challenge
 from submissions.models import GradingRun, Submission, WorkerHeartbeat
 from submissions.services import submission_enqueue
-from tests.integration.conftest import PrivateBroker, start_beat
+from tests.integration.conftest import PrivateBroker, start_beat, start_worker, stop_worker
 from tests.platform.conftest import make_submission
 
 pytestmark = [
@@ -74,3 +76,49 @@ def test_beat_sweeps_while_the_grading_queue_is_backed_up(
     # Nothing of the backlog moved: only the sweep ran.
     waiting = Submission.objects.filter(status=Submission.Status.QUEUED).exclude(pk=stuck.pk)
     assert waiting.count() == BACKLOG
+
+
+#: an email behind the backlog would wait for 40 gradings; served beside them, seconds
+EMAIL_WITHIN_SECONDS = 20
+
+
+def test_an_email_is_sent_within_seconds_while_uploads_wait(
+    shared_dirs: dict[str, Path],
+    private_broker: PrivateBroker,
+    keypoints: Challenge,
+    student: User,
+    quick_model: Path,
+    tmp_path: Path,
+) -> None:
+    """A worker grading a backlog of 40 uploads one at a time still sends a password reset at
+    once: its housekeeping thread serves that queue beside the pool."""
+    enrollment = student.enrollments.get()
+    model = quick_model.read_bytes()
+    for _ in range(BACKLOG):
+        submission_enqueue(make_submission(enrollment, keypoints, content=model))
+    outbox = tmp_path / "mail"
+    env = {
+        **private_broker.env,
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(outbox),
+    }
+    worker = start_worker(shared_dirs, hostname="backlog@%h", env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not Submission.objects.filter(status=Submission.Status.RUNNING).exists():
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        email_send_later(
+            Email(subject="Reset", body="a link", from_email=None, to=["student@example.com"])
+        )
+        sent = time.monotonic()
+        while not (outbox.exists() and any(outbox.iterdir())):
+            assert time.monotonic() - sent < EMAIL_WITHIN_SECONDS, worker.log()
+            time.sleep(0.1)
+        waiting = Submission.objects.filter(status=Submission.Status.QUEUED).count()
+    finally:
+        stop_worker(worker)
+
+    assert "Subject: Reset" in "".join(p.read_text() for p in outbox.iterdir())
+    # The backlog was still there: the email did not wait for it.
+    assert waiting >= BACKLOG // 2

@@ -74,10 +74,10 @@ def test_it_names_the_queues_with_the_sites_prefix(
 @pytest.mark.parametrize(
     ("env", "queues"),
     [
-        ({}, ["grade-cpu"]),
-        ({"GRADER_DEVICE": "cuda:1"}, ["grade-gpu", "grade-cpu"]),
-        ({"GRADER_DEVICE": "cuda:0", "GRADER_SERVES": "gpu"}, ["grade-gpu"]),
-        ({"GRADER_QUEUE_PREFIX": "staging-"}, ["staging-cpu"]),
+        ({}, ["grade-cpu", "grade-housekeeping"]),
+        ({"GRADER_DEVICE": "cuda:1"}, ["grade-gpu", "grade-cpu", "grade-housekeeping"]),
+        ({"GRADER_DEVICE": "cuda:0", "GRADER_SERVES": "gpu"}, ["grade-gpu", "grade-housekeeping"]),
+        ({"GRADER_QUEUE_PREFIX": "staging-"}, ["staging-cpu", "staging-housekeeping"]),
     ],
 )
 def test_it_consumes_the_queues_of_the_workers_device(env, queues):
@@ -86,8 +86,9 @@ def test_it_consumes_the_queues_of_the_workers_device(env, queues):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["queues"] == queues
-    # The sweep and anything else untargeted goes where every worker listens by default.
-    assert answer["default"] == queues[-1].replace("gpu", "cpu")
+    # The sweep a worker asks for and anything else untargeted is housekeeping, which every
+    # worker serves beside its grading.
+    assert answer["default"] == queues[-1]
 
 
 def test_it_refuses_a_cpu_worker_that_claims_the_gpu_queue():
@@ -95,3 +96,17 @@ def test_it_refuses_a_cpu_worker_that_claims_the_gpu_queue():
 
     assert done.returncode != 0
     assert "GRADER_SERVES has 'gpu' but GRADER_DEVICE is not cuda:N" in done.stderr
+
+
+def test_housekeeping_goes_to_its_own_queue(db, sent, django_capture_on_commit_callbacks):
+    from accounts.mail import Email, email_send_later
+    from worker import SweepOnConnect
+
+    with django_capture_on_commit_callbacks(execute=True):
+        email_send_later(Email(subject="s", body="b", from_email=None, to=["a@example.com"]))
+    SweepOnConnect(None).start(None)
+
+    assert [(m.name, m.options["queue"]) for m in sent] == [
+        ("worker.tasks.send_email", "grade-housekeeping"),
+        ("worker.tasks.sweep_stuck", "grade-housekeeping"),
+    ]

@@ -79,8 +79,8 @@ def test_it_builds_the_grade_book_in_a_constant_number_of_queries(
     client.force_login(staff)
 
     # session; user; the challenge with its semester and course; the best submission per
-    # student; the upload counts; the students with their accounts
-    with django_assert_num_queries(6):
+    # student; the upload counts; the students with their accounts; their grading seconds
+    with django_assert_num_queries(7):
         response = client.get(f"/challenges/{challenge.slug}/staff/")
 
     assert len(response.context["rows"]) == 3
