@@ -11,7 +11,10 @@ from celery import bootsteps
 
 from config.celery import app
 from submissions.doorbell import SWEEP_STUCK
-from worker import housekeeping  # noqa: F401  (beat's sweep starts with beat)
+from worker import (
+    housekeeping,  # noqa: F401  (beat's sweep starts with beat)
+    priority,  # noqa: F401  (before worker.tasks starts the sandbox)
+)
 
 
 class SweepOnConnect(bootsteps.StartStopStep):
