@@ -152,10 +152,12 @@ class Stack:
             self.env["DATABASE_URL"] = self.postgres.url
             self.env["CELERY_BROKER_URL"] = self.redis.url
 
-    def worker(self, name: str, concurrency: int = 1) -> subprocess.Popen[str]:
-        """A worker with embedded beat, as production runs one; returns once it is ready."""
+    def worker(self, name: str, concurrency: int = 1, beat: bool = True) -> subprocess.Popen[str]:
+        """A worker, with embedded beat unless ``beat`` is false (a site runs beat once);
+        returns once it is ready."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-B", "--loglevel=INFO",
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", *(["-B"] if beat else []),
+             "--loglevel=INFO",
              f"--concurrency={concurrency}", "--without-mingle", "--without-gossip",
              "--without-heartbeat", f"--hostname={name}@%h",
              f"--schedule={self.env['VAR_DIR']}/beat-{name}"],

@@ -555,6 +555,12 @@ COPIES_NEAR_THRESHOLDS: dict[str, Any] = env_json("COPIES_NEAR_THRESHOLDS", {})
 # --concurrency differs from CELERY_WORKER_CONCURRENCY or to leave cores to something else.
 GRADER_THREADS_PER_JOB = env_int("GRADER_THREADS_PER_JOB", 0, minimum=0)
 
+# How much lower than the web server grading runs (Unix niceness added to each pool process,
+# and so to its sandbox and every model it runs). Where web and workers share cores, a request
+# then takes the CPU from a grading at once instead of waiting its turn; where workers have
+# hosts of their own it changes nothing. 0 leaves them equal.
+GRADER_NICE = env_int("GRADER_NICE", 10, minimum=0)
+
 # --- Alerts and metrics ----------------------------------------------------------------------
 
 # Site admins (ADMINS and superusers with an email) get one email when the oldest queued

@@ -66,6 +66,17 @@ class SweepReport:
     #: re-grade attempts (GradingRun ids)
     runs: RunSweep = field(default_factory=RunSweep)
 
+    def summary(self) -> str:
+        """ "nothing to do", or the counts of what it did, for beat's log."""
+        counts = {
+            "resent": len(self.resent) + len(self.runs.resent),
+            "re-queued": len(self.requeued) + len(self.runs.requeued),
+            "given up": len(self.given_up),
+            "lost": len(self.runs.lost),
+        }
+        done = [f"{n} {what}" for what, n in counts.items() if n]
+        return ", ".join(done) if done else "nothing to do"
+
 
 def submissions_sweep(
     now: datetime | None = None, *, queued_before: datetime | None = None

@@ -12,7 +12,10 @@ from django.conf import settings
 
 from config.celery import app
 from submissions.doorbell import SWEEP_STUCK
-from worker import housekeeping  # beat's sweep starts with beat
+from worker import (
+    housekeeping,  # beat's sweep starts with beat
+    priority,  # noqa: F401  (before worker.tasks starts the sandbox)
+)
 
 
 class SweepOnConnect(bootsteps.StartStopStep):
