@@ -100,6 +100,8 @@ def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             "board": board,
             "page": board.page,
             "rows": board.rows,
+            # compared on every row: read once, not through the lazy request.user
+            "me": request.user.pk,
             "my_page": board.my_page,
             "others": challenge_other_semesters(challenge),
             "headline": headline_figures(challenge),
