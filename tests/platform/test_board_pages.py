@@ -190,6 +190,7 @@ def test_it_builds_any_page_in_the_same_number_of_queries_at_any_size(
 # --- the API's pages ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_it_links_the_next_and_previous_api_pages(client, challenge, semester):
     students = enrol(semester, 205)
     for number, student in enumerate(students):
