@@ -325,6 +325,11 @@ class Enrollment(models.Model):
                 fields=["semester", "handle"], name="handle_unique_per_semester"
             ),
         ]
+        indexes = [
+            # A board's counts: the students of a semester and its few teaching assistants
+            # (``leaderboard.board_pages``), counted without reading the rows.
+            models.Index(fields=["semester", "role"], name="enrollment_semester_role"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.handle} ({self.semester})"

@@ -70,7 +70,13 @@ def _moves(challenge: Challenge, revealed: bool) -> bool:
 
 class RankedStandings:
     """The ranked rows of one phase of a board, lazily: ``count()`` is one ``COUNT`` query and
-    a slice one ranked query, so Django's ``Paginator`` pages it without reading every row."""
+    a slice one query, so Django's ``Paginator`` pages it without reading every row.
+
+    Counting students is done on the standings alone, whose ``standing_board`` index holds the
+    challenge and the board's order, so the database counts without reading a row; teaching
+    assistants (never ranked, and few) are counted apart through their enrolments and taken
+    off, instead of joining every standing to its enrolment.
+    """
 
     def __init__(self, challenge: Challenge, revealed: bool) -> None:
         self.challenge = challenge
@@ -78,6 +84,7 @@ class RankedStandings:
         self.columns = _PHASES[revealed]
         self._count: int | None = None
         self._passed: int | None = None
+        self._tas: list[int] | None = None
 
     def students(self) -> QuerySet[Standing]:
         return Standing.objects.filter(
@@ -87,12 +94,41 @@ class RankedStandings:
     def ranked(self) -> QuerySet[Standing]:
         return self.students().filter(**{f"{self.columns['score']}__isnull": False})
 
-    def _totals(self) -> None:
-        """One query: the ranked students, and how many of them passed."""
-        totals = self.ranked().aggregate(
-            ranked=Count("pk"), passed=Count("pk", filter=Q(**{self.columns["passed"]: True}))
+    def tas(self) -> list[int]:
+        """The semester's teaching assistants' enrolments: one query on the
+        ``enrollment_semester_role`` index."""
+        if self._tas is None:
+            self._tas = list(
+                Enrollment.objects.filter(
+                    semester_id=self.challenge.semester_id, role=Enrollment.Role.TA
+                ).values_list("pk", flat=True)
+            )
+        return self._tas
+
+    def _everyone(self) -> QuerySet[Standing]:
+        """The phase's ranked standings, teaching assistants' included."""
+        return Standing.objects.filter(
+            challenge=self.challenge, **{f"{self.columns['score']}__isnull": False}
         )
-        self._count, self._passed = totals["ranked"], totals["passed"]
+
+    def _how_many(self, condition: Q) -> int:
+        """Ranked students matching ``condition`` on the board's columns: a range of the
+        standings' index, less the assistants' (a query more when the semester has some)."""
+        everyone = self._everyone().filter(condition)
+        staff = everyone.filter(enrollment_id__in=self.tas()).count() if self.tas() else 0
+        return everyone.count() - staff
+
+    def _totals(self) -> None:
+        """The ranked students, and how many of them passed."""
+        totals = {
+            "ranked": Count("pk"),
+            "passed": Count("pk", filter=Q(**{self.columns["passed"]: True})),
+        }
+        counted = self._everyone().aggregate(**totals)
+        if self.tas():
+            staff = self._everyone().filter(enrollment_id__in=self.tas()).aggregate(**totals)
+            counted = {name: counted[name] - staff[name] for name in totals}
+        self._count, self._passed = counted["ranked"], counted["passed"]
 
     def count(self) -> int:
         if self._count is None:
@@ -118,66 +154,99 @@ class RankedStandings:
 
     def rows(self, start: int, stop: int | None) -> list[LeaderboardRow]:
         """Rows ``start`` to ``stop`` of the board in its order, each with its rank among all
-        ranked students: one query."""
+        ranked students: one query in the board's index order (``OFFSET``/``LIMIT``), and one
+        ``COUNT`` of the students above the page's first row, whose rank the rest follow."""
+        if _moves(self.challenge, self.revealed):
+            return self._rows_moved(start, stop)
         columns = self.columns
         score = columns["score"]
-        moves = _moves(self.challenge, self.revealed)
-        if moves:
-            # Who moved: the public rank too, over the students the public phase ranks. Both
-            # phases' students are read; one without a score in a phase sorts after every
-            # one with a score there (NULLS LAST) and so changes no rank of that phase.
-            students = self.students().filter(Q(score__isnull=False) | Q(final_score__isnull=False))
-            order = [
-                F(score).desc(nulls_last=True),
-                F(columns["created_at"]),
-                F(columns["best_id"]),
-            ]
-            windows = {
-                "the_rank": Window(Rank(), order_by=F(score).desc(nulls_last=True)),
-                "public_rank": Window(Rank(), order_by=F("score").desc(nulls_last=True)),
-            }
-        else:
-            students = self.ranked()
-            order = [F(score).desc(), F(columns["created_at"]), F(columns["best_id"])]
-            windows = {"the_rank": Window(Rank(), order_by=F(score).desc())}
-        values = {"on_public": F("score")} if moves else {}
+        page = [
+            dict(row)
+            for row in self.ranked()
+            .order_by(F(score).desc(), F(columns["created_at"]), F(columns["best_id"]))
+            .values(
+                "uploads",
+                handle=F("enrollment__handle"),
+                user_id=F("enrollment__user_id"),
+                **{f"the_{name}": F(column) for name, column in columns.items()},
+            )[start:stop]
+        ]
+        if not page:
+            return []
+        # Standard competition ranking (1, 2, 2, 4): a row's rank is one more than the number
+        # of students scoring higher. For the first row that is a count (a range of the index
+        # as short as the page is high: counted on page 1 too, so every page costs the same
+        # queries); for the next ones, their place, or the row above's rank when the score ties.
+        first = page[0]["the_score"]
+        rank = 1 + self._how_many(Q(**{f"{score}__gt": first}))
+        rows = []
+        for offset, row in enumerate(page):
+            if offset and row["the_score"] != page[offset - 1]["the_score"]:
+                rank = start + offset + 1
+            rows.append(self._row(row, rank))
+        return rows
+
+    def _row(
+        self, row: dict[str, Any], rank: int, moves: bool = False, moved: int | None = None
+    ) -> LeaderboardRow:
+        return LeaderboardRow(
+            rank=rank,
+            handle=row["handle"],
+            score=float(row["the_score"]),
+            headline=row["the_headline"] or {},
+            passed=bool(row["the_passed"]),
+            submissions=row["uploads"],
+            submitted_at=row["the_created_at"],
+            submission_id=row["the_best_id"],
+            user_id=row["user_id"],
+            public_score=row["the_public_score"]
+            if moved is not None or _moves(self.challenge, self.revealed)
+            else None,
+            moved=moved,
+        )
+
+    def _rows_moved(self, start: int, stop: int | None) -> list[LeaderboardRow]:
+        """After the reveal of a split challenge: each row's private rank and, to say how many
+        places it moved, its public rank, by two window functions over the students of either
+        phase (one query). One without a score in a phase sorts after every one with a score
+        there (``NULLS LAST``) and so changes no rank of that phase."""
+        columns = self.columns
+        score = columns["score"]
+        students = self.students().filter(Q(score__isnull=False) | Q(final_score__isnull=False))
+        windows = {
+            "the_rank": Window(Rank(), order_by=F(score).desc(nulls_last=True)),
+            "public_rank": Window(Rank(), order_by=F("score").desc(nulls_last=True)),
+        }
         page = (
             students.annotate(**windows)
-            .order_by(*order)
+            .order_by(
+                F(score).desc(nulls_last=True), F(columns["created_at"]), F(columns["best_id"])
+            )
             .values(
                 "uploads",
                 *windows,
+                on_public=F("score"),
                 handle=F("enrollment__handle"),
                 user_id=F("enrollment__user_id"),
-                **values,
                 **{f"the_{name}": F(column) for name, column in columns.items()},
             )
         )[start:stop]
         return [
-            LeaderboardRow(
-                rank=row["the_rank"],
-                handle=row["handle"],
-                score=float(row["the_score"]),
-                headline=row["the_headline"] or {},
-                passed=bool(row["the_passed"]),
-                submissions=row["uploads"],
-                submitted_at=row["the_created_at"],
-                submission_id=row["the_best_id"],
-                user_id=row["user_id"],
-                public_score=row["the_public_score"] if moves else None,
+            self._row(
+                row,
+                row["the_rank"],
+                True,
                 # Only a student the public board ranked has moved.
-                moved=row["public_rank"] - row["the_rank"]
-                if moves and row["on_public"] is not None
-                else None,
+                None if row["on_public"] is None else row["public_rank"] - row["the_rank"],
             )
             for row in page
-            # (with ``moves`` only) students of the public phase that this one does not rank
+            # students of the public phase that this one does not rank come last
             if row["the_score"] is not None
         ]
 
     def position_of(self, user_id: int) -> int | None:
-        """Where the user's row is on the board (0: first), None if they are not ranked: two
-        index lookups, their standing and how many rows come before it."""
+        """Where the user's row is on the board (0: first), None if they are not ranked: their
+        standing, then a count on the standings' index of the rows before it."""
         columns = self.columns
         score, created, best = columns["score"], columns["created_at"], columns["best_id"]
         mine = (
@@ -185,19 +254,17 @@ class RankedStandings:
         )
         if mine is None:
             return None
-        return (
-            self.ranked()
-            .filter(
-                Q(**{f"{score}__gt": mine[score]})
-                | Q(**{score: mine[score], f"{created}__lt": mine[created]})
-                | Q(**{score: mine[score], created: mine[created], f"{best}__lt": mine[best]})
-            )
-            .count()
+        before = (
+            Q(**{f"{score}__gt": mine[score]})
+            | Q(**{score: mine[score], f"{created}__lt": mine[created]})
+            | Q(**{score: mine[score], created: mine[created], f"{best}__lt": mine[best]})
         )
+        return self._how_many(before)
 
     def above(self, value: float) -> int:
         """How many ranked students score at least ``value``: the baseline comes after them."""
-        return self.ranked().filter(**{f"{self.columns['score']}__gte": value}).count()
+        score = self.columns["score"]
+        return self._how_many(Q(**{f"{score}__gte": value}))
 
 
 @dataclass(frozen=True)

@@ -177,13 +177,14 @@ def test_it_builds_any_page_in_the_same_number_of_queries_at_any_size(
 
     assert large == small
     assert client.get(board_url(challenge, "mine")).context["page"].number == 4
-    # session; user; the challenge; the student's standing and how many rows come before it;
-    # the board's version; the ranked and passed counts; the enrolled students; the page's
-    # rows; the same challenge in other semesters; whether the user is a TA of the semester
+    # session; user; the challenge; the student's standing, the semester's assistants and how
+    # many rows come before the student's (their page); the board's version; the ranked and
+    # passed counts; the enrolled students; the page's rows and how many rank above its first;
+    # the same challenge in other semesters; whether the user is a TA of the semester
     from leaderboard.board_pages import board_pages_forget
 
     board_pages_forget()
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(13):
         client.get(board_url(challenge, 2))
 
 
