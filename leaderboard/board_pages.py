@@ -355,15 +355,16 @@ def board_page(
     number = _number(requested, position, per_page)
     version = board_version(challenge, revealed)
     baseline = reference_baseline(challenge, revealed)
-    paginator = Paginator(ranked, per_page)
+    # RankedStandings pages like a list: Django's stubs ask for a QuerySet-like slice type.
+    paginator: Paginator[LeaderboardRow] = Paginator(ranked, per_page)  # type: ignore[arg-type]
     plain = _plain(number)
     # A cached page was a valid page number when it was stored, for the same version.
     hit = None if plain is None else _cached((challenge.pk, revealed, plain, per_page), version)
-    if hit is not None:
+    if hit is not None and plain is not None:
         rows, ranked._count, ranked._passed, enrolled = hit[2], hit[3], hit[4], hit[5]
         page = Page(rows, plain, paginator)
     else:
-        page = paginator.page(number) if strict else paginator.get_page(number)
+        page = paginator.page(number or 1) if strict else paginator.get_page(number)
         rows = list(page.object_list)
         enrolled = _students(challenge).count()
         _keep(

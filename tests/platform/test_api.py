@@ -331,7 +331,7 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
                 "moved": None,
                 "baseline": False,
             },
-        ]
+        ],
     }
 
 
