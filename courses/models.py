@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from grader import formats
 from grader.kinds import TaskKind, get_kind, kind_names
@@ -215,6 +216,15 @@ class Challenge(models.Model):
     #: the last check of the reference model (``submissions.reference``): status, score, passed,
     #: error, when, and the rules and dataset hash it ran under
     reference_check = models.JSONField(default=dict, blank=True, editable=False)
+    #: show the reference model on the board as an unranked "Course baseline" row once it
+    #: passed its check
+    show_baseline = models.BooleanField(
+        gettext_lazy("show baseline"),
+        default=True,
+        help_text=gettext_lazy(
+            "show the reference model on the board as an unranked row once it passed its check"
+        ),
+    )
 
     class Meta:
         ordering = ["deadline", "title"]
@@ -314,6 +324,11 @@ class Enrollment(models.Model):
             models.UniqueConstraint(
                 fields=["semester", "handle"], name="handle_unique_per_semester"
             ),
+        ]
+        indexes = [
+            # A board's counts: the students of a semester and its few teaching assistants
+            # (``leaderboard.board_pages``), counted without reading the rows.
+            models.Index(fields=["semester", "role"], name="enrollment_semester_role"),
         ]
 
     def __str__(self) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
@@ -21,7 +23,8 @@ from courses.access import AuthedRequest, is_staff
 from courses.models import Challenge, Enrollment
 from grader.evaluate import json_number
 from grader.kinds import get_kind, kind_names
-from leaderboard.boards import leaderboard_rows
+from leaderboard.board_pages import BaselineRow, board_page
+from leaderboard.boards import LeaderboardRow
 from submissions.access import metrics_for, visible_submissions
 from submissions.forms import UploadForm, UploadRefused, upload_submit, upload_too_large
 from submissions.models import ApiToken, Submission
@@ -234,29 +237,59 @@ def submission_select_view(request: AuthedRequest, pk: UUID) -> HttpResponse:
     return JsonResponse(_submission_json(submission, request.user))
 
 
+def _board_row(row: LeaderboardRow | BaselineRow) -> dict[str, Any]:
+    return {
+        "rank": row.rank,
+        "handle": row.handle,
+        "score": json_number(row.score),
+        # Every kind's headline figures under their keys, null where this challenge's kind has
+        # none of that name (the API's rows keep one shape).
+        **{key: json_number(row.headline.get(key)) for key in HEADLINE_KEYS},
+        "passed": row.passed,
+        # After the reveal of a split challenge: the public score and places moved.
+        "public_score": json_number(row.public_score),
+        "moved": row.moved,
+        # The course's reference model: unranked, no uploads, no time.
+        "baseline": row.baseline,
+        "submissions": None if isinstance(row, BaselineRow) else row.submissions,
+        "submitted_at": None if isinstance(row, BaselineRow) else row.submitted_at.isoformat(),
+    }
+
+
 @api_view(("GET",), public=True)
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """One page of the board (``?page=N``, ``?page=mine``: the page of the signed-in
+    student's row), in the phase the viewer sees, with links to the next and previous pages."""
     challenge = Challenge.objects.select_related("semester__course").filter(slug=slug).first()
     if challenge is None:
         return error(404, "not_found", f"no challenge {slug!r}")
+    user = request.user
+    try:
+        board = board_page(
+            challenge,
+            results_revealed_to(challenge, user),
+            request.GET.get("page", "1"),
+            user_id=user.pk if user.is_authenticated else None,
+            strict=True,
+        )
+    except PageNotAnInteger:
+        return error(400, "bad_page", "page is a whole number from 1, or 'mine'")
+    except EmptyPage:
+        return error(404, "no_page", "this board has no such page")
+    page = board.page
+
+    def link(number: int) -> str:
+        return request.build_absolute_uri(f"{request.path}?{urlencode({'page': number})}")
+
     return JsonResponse(
         {
-            "rows": [
-                {
-                    "rank": row.rank,
-                    "handle": row.handle,
-                    "score": json_number(row.score),
-                    # Every kind's headline figures under their keys, null where this
-                    # challenge's kind has none of that name (the API's rows keep one shape).
-                    **{key: json_number(row.headline.get(key)) for key in HEADLINE_KEYS},
-                    "passed": row.passed,
-                    # After the reveal of a split challenge: the public score and places moved.
-                    "public_score": json_number(row.public_score),
-                    "moved": row.moved,
-                    "submissions": row.submissions,
-                    "submitted_at": row.submitted_at.isoformat(),
-                }
-                for row in leaderboard_rows(challenge, results_revealed_to(challenge, request.user))
-            ]
+            "count": board.ranked,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "per_page": board.per_page,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "my_page": board.my_page,
+            "rows": [_board_row(row) for row in board.rows],
         }
     )

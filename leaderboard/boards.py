@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django.db.models import F, Max, QuerySet
 
@@ -45,6 +45,8 @@ class LeaderboardRow:
     #: places gained since the public ranking (negative: lost); None otherwise
     public_score: float | None = None
     moved: int | None = None
+    #: a student's row, not the course's baseline (``leaderboard.board_pages.BaselineRow``)
+    baseline: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)

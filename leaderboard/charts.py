@@ -24,6 +24,7 @@ BINS = 20
 PASS_COLOUR = "#b03a2e"
 BAR_COLOUR = "#4c72b0"
 IOU_COLOUR = "#dd8452"
+BASELINE_COLOUR = "#2e7d32"
 
 _RC = {
     "svg.fonttype": "none",
@@ -83,53 +84,97 @@ def best_score_histogram(
     percent: bool,
     label: str = "best score",
     infinite_means: str = "",
+    baseline: float | None = None,
 ) -> Histogram:
-    """A histogram of best scores (one per student) with the pass threshold as a vertical line.
+    """A histogram of best scores (one per student) with the pass threshold as a vertical line
+    (and the course's baseline, when given, as another).
 
     NaN scores are left out; +inf is clipped into the top bin and counted in the title (with
     what it means for the kind, ``infinite_means``), -inf into the bottom bin. No scores at
     all draws a small "no graded submissions yet" figure.
     """
     import numpy as np
-    from matplotlib.ticker import MaxNLocator
 
     scale = 100.0 if percent else 1.0
     values = [s for s in scores if not math.isnan(s)]
     infinite = sum(1 for s in values if s == math.inf)
     finite = np.array([s * scale for s in values if math.isfinite(s)], dtype=np.float64)
-    line = threshold * scale
+    if not values:
+        return binned_histogram([], [], 0, 0, threshold, percent=percent)
+    lines = [threshold * scale] + ([] if baseline is None else [baseline * scale])
+    low, high = min([*lines, *finite]), max([*lines, *finite])
+    if high - low < 1e-9:
+        low, high = low - 1.0, high + 1.0
+    counts, edges = np.histogram(finite, bins=BINS, range=(low, high))
+    counts[-1] += infinite
+    counts[0] += sum(1 for s in values if s == -math.inf)
+    return binned_histogram(
+        [int(c) for c in counts],
+        [float(e) for e in edges],
+        infinite,
+        len(values),
+        threshold,
+        percent=percent,
+        label=label,
+        infinite_means=infinite_means,
+        baseline=baseline,
+    )
+
+
+def binned_histogram(
+    counts: Sequence[int],
+    edges: Sequence[float],
+    infinite: int,
+    students: int,
+    threshold: float,
+    *,
+    percent: bool,
+    label: str = "best score",
+    infinite_means: str = "",
+    baseline: float | None = None,
+) -> Histogram:
+    """The histogram of scores already counted per bin (``edges`` in drawn units: percent
+    where ``percent``), with the pass threshold and, when given, the baseline as lines."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    scale = 100.0 if percent else 1.0
     with _matplotlib().rc_context(_RC):
-        if not values:
-            return Histogram(svg=_message("no graded submissions yet"))
-        low = min([line, *finite]) if finite.size else line
-        high = max([line, *finite]) if finite.size else line
-        if high - low < 1e-9:
-            low, high = low - 1.0, high + 1.0
-        low_clipped = sum(1 for s in values if s == -math.inf)
-        counts, edges = np.histogram(finite, bins=BINS, range=(low, high))
-        counts[-1] += infinite
-        counts[0] += low_clipped
+        if not students:
+            return Histogram(svg=_message(gettext("no graded submissions yet")))
+        bars = np.asarray(counts, dtype=np.int64)
+        bounds = np.asarray(edges, dtype=np.float64)
         fig = _figure(6.4, 3.0)
         ax = fig.add_subplot()
         ax.bar(
-            edges[:-1],
-            counts,
-            width=np.diff(edges),
+            bounds[:-1],
+            bars,
+            width=np.diff(bounds),
             align="edge",
             color=BAR_COLOUR,
             edgecolor="white",
             linewidth=0.5,
         )
+        top = max(int(bars.max()), 1)
+        line = threshold * scale
         ax.axvline(line, color=PASS_COLOUR, linewidth=1.5, linestyle="--")
-        top = max(int(counts.max()), 1)
         ax.text(line, top * 1.04, " " + gettext("pass"), color=PASS_COLOUR, ha="left", va="bottom")
-        ax.set_ylim(0, top * 1.15)
+        if baseline is not None and math.isfinite(baseline):
+            mark = baseline * scale
+            ax.axvline(mark, color=BASELINE_COLOUR, linewidth=1.5, linestyle=":")
+            ax.text(
+                mark,
+                top * 1.10,
+                " " + gettext("course baseline"),
+                color=BASELINE_COLOUR,
+                ha="left",
+                va="bottom",
+            )
+        ax.set_ylim(0, top * 1.2)
         ax.set_xlabel(f"{label} (%)" if percent else label)
         ax.set_ylabel(gettext("students"))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        title = ngettext("%(count)s student", "%(count)s students", len(values)) % {
-            "count": len(values)
-        }
+        title = ngettext("%(count)s student", "%(count)s students", students) % {"count": students}
         if infinite:
             means = f" ({infinite_means})" if infinite_means else ""
             title += " · " + ngettext(
@@ -139,10 +184,7 @@ def best_score_histogram(
             ) % {"count": infinite, "means": means}
         ax.set_title(title, loc="left")
         return Histogram(
-            svg=_svg(fig),
-            counts=[int(c) for c in counts],
-            edges=[float(e) for e in edges],
-            infinite=infinite,
+            svg=_svg(fig), counts=[int(c) for c in bars], edges=list(edges), infinite=infinite
         )
 
 

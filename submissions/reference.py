@@ -5,7 +5,7 @@ recorded on the challenge, and out of date once the data, threshold or limits ch
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -15,8 +15,9 @@ from courses.models import Challenge
 from grader.evaluate import json_value
 from submissions import doorbell
 from submissions.models import GradingRun
-from submissions.results import GradingOutcome, keep_log
+from submissions.results import GradingOutcome, evaluation_outcome, keep_log
 from submissions.services import grading_time_limits
+from submissions.standings import Rules, number_or_none, phase_of
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ def reference_check_record(challenge: Challenge, outcome: GradingOutcome) -> dic
     # The last check in which the model passed: what the warnings compare against.
     check["last_good"] = (challenge.reference_check or {}).get("last_good")
     if evaluation is not None:
-        score = None if math.isnan(evaluation.score) else evaluation.score
-        passed = score is not None and evaluation.passed
-        check |= {"score": json_value(score), "passed": passed}
+        score, passed, metrics = evaluation_outcome(evaluation)
+        # The figures as a student's upload stores them (a split's public and private parts
+        # too): the board's baseline row shows the part its phase shows.
+        check |= {"score": json_value(score), "passed": passed, "metrics": metrics}
         if passed:
             check["last_good"] = {"dataset_hash": outcome.dataset_hash, "rules": check["rules"]}
     else:
@@ -102,3 +104,39 @@ def reference_warnings(challenge: Challenge) -> list[str]:
     if check.get("status") == Status.GRADED and not check.get("passed"):
         warnings.append("The reference model does not pass the threshold.")
     return warnings
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference model as one phase of the board sees it, like a student's standing."""
+
+    score: float
+    passed: bool
+    headline: dict[str, Any]
+    #: after the reveal of a split challenge: its public score, shown beside the private one
+    public_score: float | None = None
+
+
+def reference_baseline(challenge: Challenge, revealed: bool) -> Baseline | None:
+    """The board's "Course baseline" row in one phase (the public part before the reveal, the
+    private part after it), or None: the switch is off, or the last check did not pass. No
+    query: everything is on the challenge."""
+    check = challenge.reference_check or {}
+    if not (challenge.show_baseline and challenge.reference_model):
+        return None
+    if check.get("status") != Status.GRADED or not check.get("passed"):
+        return None
+    metrics = check.get("metrics")
+    if not isinstance(metrics, dict):
+        if challenge.has_split:
+            return None  # a check recorded before the parts were kept: nothing public to show
+        metrics = {}
+    rules = Rules.for_challenge(challenge)
+    row = {"metrics": metrics, "score": number_or_none(check.get("score")), "passed": True}
+    phase = phase_of(row, "private" if revealed else "public", rules)
+    if phase.score is None:
+        return None
+    public = phase_of(row, "public", rules).score if revealed and rules.split else None
+    return Baseline(
+        score=phase.score, passed=phase.passed, headline=phase.headline, public_score=public
+    )

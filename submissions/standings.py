@@ -128,6 +128,12 @@ def _phase(row: dict[str, Any], part: str, rules: Rules) -> Phase:
     )
 
 
+def phase_of(row: dict[str, Any], part: str, rules: Rules) -> Phase:
+    """A graded result (``metrics``, ``score``, ``passed``) as one phase scores it: what ranks
+    a student's upload, for another result such as the reference model's."""
+    return _phase(row, part, rules)
+
+
 def _counted(rows: list[dict[str, Any]], part: str, rules: Rules) -> Phase | None:
     """The submission that counts under the challenge's scoring policy, ranked by ``part``."""
     phases = [p for p in (_phase(row, part, rules) for row in rows) if p.score is not None]

@@ -159,9 +159,11 @@ def empty_caches(request: pytest.FixtureRequest) -> None:
         return
     from django.core.cache import cache
 
+    from leaderboard.board_pages import board_pages_forget
     from leaderboard.boards import leaderboard_forget
     from leaderboard.body_limit import forget_limit
 
     cache.clear()
     leaderboard_forget()
+    board_pages_forget()
     forget_limit()

@@ -166,6 +166,7 @@ class ChallengeAdmin(ScopedAdmin):
                     "data_dir",
                     "device",
                     "reference_model",
+                    "show_baseline",
                 ]
             },
         ),

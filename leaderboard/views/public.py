@@ -3,8 +3,9 @@ challenge's leaderboard and its histogram. Boards are public: they show pseudony
 
 from __future__ import annotations
 
+import math
+
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -17,10 +18,12 @@ from courses.access import challenge_public, course_public, is_course_staff, is_
 from courses.models import Challenge, Enrollment, Semester
 from grader.kinds import Figure
 from leaderboard import charts
+from leaderboard.board_pages import PER_PAGE, board_page, score_bins
 from leaderboard.boards import board_version, challenge_other_semesters, leaderboard_build
 from submissions.policies import results_revealed_to
+from submissions.reference import reference_baseline
 
-ROWS_PER_PAGE = 100
+ROWS_PER_PAGE = PER_PAGE
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -78,13 +81,18 @@ def headline_figures(challenge: Challenge) -> list[Figure]:
 
 
 def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
-    """Public, no sign-in: handles are pseudonyms."""
+    """Public, no sign-in: handles are pseudonyms. One page of the board (``?page=N``;
+    ``?page=mine``: the signed-in student's own), ranked by the database."""
     challenge = challenge_public(slug)
     # A student whose own window is still open after an early reveal sees the public phase.
     revealed = results_revealed_to(challenge, request.user)
-    board = leaderboard_build(challenge, revealed)
-    page = Paginator(board.rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
-    mine = board.index_of(request.user.pk) if request.user.is_authenticated else None
+    board = board_page(
+        challenge,
+        revealed,
+        request.GET.get("page"),
+        user_id=request.user.pk if request.user.is_authenticated else None,
+        per_page=ROWS_PER_PAGE,
+    )
     return render(
         request,
         "leaderboard/public/leaderboard.html",
@@ -92,8 +100,11 @@ def challenge_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
             "challenge": challenge,
             "course": challenge.semester.course,
             "board": board,
-            "page": page,
-            "my_page": None if mine is None else mine // ROWS_PER_PAGE + 1,
+            "page": board.page,
+            "rows": board.rows,
+            # compared on every row: read once, not through the lazy request.user
+            "me": request.user.pk,
+            "my_page": board.my_page,
             "others": challenge_other_semesters(challenge),
             "headline": headline_figures(challenge),
             "is_course_staff": is_course_staff(request.user, challenge.semester),
@@ -113,10 +124,14 @@ HISTOGRAM_CACHE_SECONDS = 3600
 
 def histogram_cache_key(challenge: Challenge, revealed: bool) -> str:
     """Changes whenever the board does (a result, a re-grade, a selection, a policy change,
-    the reveal), or the threshold moves: one query (``board_version``); one per language, since
-    its axes are written out."""
-    version = board_version(challenge, revealed)
-    return f"histogram:{challenge.pk}:{challenge.threshold!r}:{version}:{get_language()}"
+    the reveal), the threshold moves or the baseline changes: one query (``board_version``); one
+    per language, since its axes are written out."""
+    baseline = reference_baseline(challenge, revealed)
+    mark = "none" if baseline is None else f"{baseline.score!r}"
+    return (
+        f"histogram:{challenge.pk}:{challenge.threshold!r}:{mark}:"
+        f"{board_version(challenge, revealed)}:{get_language()}"
+    )
 
 
 def challenge_best_scores(challenge: Challenge, revealed: bool | None = None) -> list[float]:
@@ -134,16 +149,27 @@ def score_label_inline(challenge: Challenge) -> str:
 
 
 def challenge_histogram_svg(challenge: Challenge, revealed: bool) -> bytes:
+    """The board's histogram in the viewer's phase, binned by the database (two queries
+    whatever the number of students) and drawn once per change of the board."""
     key = histogram_cache_key(challenge, revealed)
     svg = cache.get(key)
     if svg is None:
         percent = challenge.kind.score_display == "percent"
-        svg = charts.best_score_histogram(
-            challenge_best_scores(challenge, revealed),
+        scale = 100.0 if percent else 1.0
+        baseline = reference_baseline(challenge, revealed)
+        mark = None if baseline is None or not math.isfinite(baseline.score) else baseline.score
+        lines = [challenge.threshold * scale] + ([] if mark is None else [mark * scale])
+        bins = score_bins(challenge, revealed, scale=scale, lines=lines)
+        svg = charts.binned_histogram(
+            bins.counts,
+            bins.edges,
+            bins.infinite,
+            bins.students,
             challenge.threshold,
             percent=percent,
             label=_("best %(label)s") % {"label": score_label_inline(challenge)},
             infinite_means=challenge.kind.infinite_score_means,
+            baseline=mark,
         ).svg
         cache.set(key, svg, HISTOGRAM_CACHE_SECONDS)
     return bytes(svg)

@@ -299,6 +299,13 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
 
     assert response.status_code == 200
     assert response.json() == {
+        "count": 2,
+        "page": 1,
+        "pages": 1,
+        "per_page": 100,
+        "next": None,
+        "previous": None,
+        "my_page": None,
         "rows": [
             {
                 "rank": 1,
@@ -310,6 +317,7 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
                 "submitted_at": theirs.created_at.isoformat(),
                 "public_score": None,
                 "moved": None,
+                "baseline": False,
             },
             {
                 "rank": 2,
@@ -321,8 +329,9 @@ def test_it_serves_the_leaderboard_without_a_token(client, enrollment, other_stu
                 "submitted_at": mine.created_at.isoformat(),
                 "public_score": None,
                 "moved": None,
+                "baseline": False,
             },
-        ]
+        ],
     }
 
 

@@ -108,9 +108,10 @@ def test_it_builds_the_page_in_a_constant_number_of_queries(
         graded(enrollment, challenge, 5.0)
 
     # the challenge with its semester and course; the board's version (latest upload and
-    # result); each student's standing (best submission, upload count) with their enrolment;
-    # the number of enrolled students; the same challenge in other semesters
-    with django_assert_num_queries(5):
+    # result); the ranked and passed counts and the semester's assistants (taken off them);
+    # the number of enrolled students; the page's standings with their enrolments and how many
+    # rank above its first; the same challenge in other semesters
+    with django_assert_num_queries(8):
         response = client.get(f"/challenges/{challenge.slug}/leaderboard/")
     assert len(response.context["page"].object_list) == 6
 

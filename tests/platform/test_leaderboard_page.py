@@ -96,11 +96,12 @@ def test_it_builds_a_students_view_in_a_constant_number_of_queries(
     graded(enrollment, challenge, 25.0)
     client.force_login(student)
 
-    # session; user; the challenge with its semester and course; the board's version; each
-    # student's standing (best submission, upload count) with their enrolment; the number of
-    # enrolled students; the same challenge in other semesters; whether the user is a TA of the
-    # semester (staff links)
-    with django_assert_num_queries(8):
+    # session; user; the challenge with its semester and course; the student's standing, the
+    # semester's assistants and how many rows come before the student's (their page); the
+    # board's version; the ranked and passed counts; the number of enrolled students; the
+    # page's rows and how many rank above its first; the same challenge in other semesters;
+    # whether the user is a TA of the semester (staff links)
+    with django_assert_num_queries(13):
         response = client.get(f"/challenges/{challenge.slug}/leaderboard/")
 
     assert len(response.context["page"].object_list) == 6
