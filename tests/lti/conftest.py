@@ -101,3 +101,35 @@ def challenge_in(semester: Any, slug: str, task: str = "keypoints", **extra: Any
 @pytest.fixture
 def challenge(semester: Any) -> Any:
     return challenge_in(semester, "keypoints-ws2026")
+
+
+def graded_upload(enrollment: Any, challenge: Any, score: float, **fields: Any) -> Any:
+    """A graded submission row, as a worker leaves it (the standing follows by signal)."""
+    import hashlib
+    import uuid
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from submissions.models import Submission
+
+    now = timezone.now()
+    fields.setdefault("metrics", {"score": score, "mse": 1 / (2 * score)})
+    submission = Submission(
+        id=uuid.uuid4(),
+        enrollment=enrollment,
+        challenge=challenge,
+        sha256=hashlib.sha256(b"m").hexdigest(),
+        size=1,
+        format="pt2",
+        status=Submission.Status.GRADED,
+        score=score,
+        passed=score >= challenge.threshold,
+        created_at=now,
+        queued_at=now,
+        finished_at=now,
+        **fields,
+    )
+    submission.file.save("upload.bin", ContentFile(b"m"), save=False)
+    submission.save(force_insert=True)
+    return submission

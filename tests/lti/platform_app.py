@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import uvicorn
@@ -159,6 +159,11 @@ class Launch(LTIAdvantageMessageLaunchAbstract):
         return HTMLResponse(page)
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """A urlencoded form body (FastAPI's own form parsing needs python-multipart)."""
+    return dict(parse_qsl((await request.body()).decode()))
+
+
 def build_app(state: State) -> FastAPI:
     app = FastAPI()
 
@@ -281,7 +286,7 @@ def build_app(state: State) -> FastAPI:
 
     @app.post("/token")
     async def token(request: Request) -> Response:
-        form = dict(await request.form())
+        form = await _form(request)
         platform = conf()
         platform.get_registration()
         with state.lock:
@@ -294,7 +299,7 @@ def build_app(state: State) -> FastAPI:
 
     @app.post("/deep_link_return")
     async def deep_link_return(request: Request) -> HTMLResponse:
-        form = dict(await request.form())
+        form = await _form(request)
         platform = conf()
         platform.get_registration()
         try:
