@@ -287,8 +287,10 @@ def push_score(
 ) -> PushReport:
     """One student's score in one challenge, to every LMS course linked to its semester."""
     report = PushReport()
-    challenge = Challenge.objects.select_related("semester__course").get(pk=challenge_id)
-    enrollment = Enrollment.objects.get(pk=enrollment_id)
+    challenge = Challenge.objects.select_related("semester__course").filter(pk=challenge_id).first()
+    enrollment = Enrollment.objects.filter(pk=enrollment_id).first()
+    if challenge is None or enrollment is None:
+        return report  # deleted since: nothing to send
     failure: PlatformFailed | None = None
     for context in contexts_of(challenge):
         try:

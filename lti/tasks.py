@@ -37,7 +37,8 @@ def push_score(self: Any, enrollment_id: int, challenge_id: int, force: bool = F
 def push_challenge(challenge_id: int) -> str:
     from lti.grades import push_challenge as push
 
-    return str(push(Challenge.objects.select_related("semester__course").get(pk=challenge_id)))
+    challenge = Challenge.objects.select_related("semester__course").filter(pk=challenge_id).first()
+    return "gone" if challenge is None else str(push(challenge))
 
 
 @shared_task(name="lti.tasks.push_revealed", ignore_result=True)

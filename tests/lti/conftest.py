@@ -17,6 +17,21 @@ from lti_tool.models import LtiRegistration
 from tests.lti.peer import CLIENT_ID, DEPLOYMENT_ID, PlatformPeer, platform_process
 
 
+@pytest.fixture(autouse=True)
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any], dict[str, Any]]]:
+    """Tasks for the broker, recorded instead of sent (a worker runs them in
+    ``tests/integration/test_lti.py``)."""
+    from config.celery import app
+
+    messages: list[tuple[str, list[Any], dict[str, Any]]] = []
+
+    def send_task(name: str, args: Any = None, **options: Any) -> None:
+        messages.append((name, list(args or []), options))
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return messages
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[PlatformPeer]:
     with platform_process() as peer:

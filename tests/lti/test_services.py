@@ -13,13 +13,14 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 from lti_tool.models import LtiMembership
 
 from courses.models import Challenge, Enrollment
 from lti import grades
-from lti.models import Passback
+from lti.models import ContextSemester, Passback
 from submissions.standings import challenge_reveal
 from tests.lti.conftest import challenge_in, graded_upload, launch, register, signed_in_user_id
 from tests.lti.peer import PlatformPeer
@@ -208,3 +209,30 @@ def test_a_rotated_key_signs_while_the_old_one_stays_published_until_retired(
     assert "1 member(s) listed" in command("lti_sync_roster")
     command("lti_rotate_key", "--retire", old)
     assert old not in kids() and len(kids()) == 1
+
+
+def test_a_changed_result_or_a_reveal_sends_a_task_after_commit_to_the_housekeeping_queue(
+    client: Client,
+    platform: PlatformPeer,
+    site: dict[str, str],
+    challenge: Any,
+    sent: list[Any],
+    settings: Any,
+) -> None:
+    other = challenge_in(challenge.semester, "keypoints-other")
+    launch(client, platform, site, sub="stud-4", custom={"challenge": challenge.slug})
+    enrollment = Enrollment.objects.get(user_id=signed_in_user_id(client))
+    sent.clear()
+    with transaction.atomic():
+        graded_upload(enrollment, challenge, 150.0)
+        assert sent == []  # not before the commit
+    queue = {"queue": settings.HOUSEKEEPING_QUEUE}
+    assert sent == [("lti.tasks.push_score", [enrollment.pk, challenge.pk], queue)]
+    sent.clear()
+    challenge_reveal(other)
+    assert sent == [("lti.tasks.push_challenge", [other.pk], queue)]
+    # A semester no LMS course is linked to sends nothing.
+    sent.clear()
+    ContextSemester.objects.all().delete()
+    graded_upload(enrollment, challenge, 160.0)
+    assert sent == []
