@@ -14,7 +14,14 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from lti_tool.models import LtiContext, LtiLaunch, LtiResourceLink, LtiUser
 
-from accounts.identities import ProviderPerson, identity_user_find_or_create
+from accounts.identities import (
+    ProviderPerson,
+    email_normalise,
+    identity_link,
+    identity_user_find_or_create,
+    users_by_email,
+)
+from accounts.models import ExternalIdentity
 from courses.models import Challenge, Enrollment, Semester
 from lti.models import ContextSemester, Placement
 
@@ -114,7 +121,35 @@ def seat_ensure(user: User, semester: Semester, *, staff: bool) -> Enrollment:
     return enrollment
 
 
-def launch_accept(lti_launch: LtiLaunch) -> Launched:
+def account_of(person: ProviderPerson, signed_in: User | None) -> User:
+    """The account a launch signs in (see ``accounts.identities``). Staff accounts are never
+    taken by email alone: a member of staff signed in here with their password, whose email is
+    the launch's, links their LMS account by launching once (both proofs at once)."""
+    linked = ExternalIdentity.objects.filter(issuer=person.issuer, subject=person.subject)
+    if person.email and not linked.exists():
+        if (
+            signed_in is not None
+            and signed_in.is_authenticated
+            and signed_in.email
+            and email_normalise(signed_in.email) == email_normalise(person.email)
+        ):
+            identity_link(signed_in, person)
+            return signed_in
+        owners = users_by_email(person.email)
+        if len(owners) == 1 and (owners[0].is_staff or owners[0].is_superuser):
+            raise LaunchRefused(
+                _(
+                    "%(email)s belongs to a staff account, which a launch never signs in by"
+                    " email alone. Sign in to this site with your username and password in this"
+                    " browser, then open the tool from your course again (in a new window):"
+                    " that links your LMS account once."
+                )
+                % {"email": person.email}
+            )
+    return identity_user_find_or_create(person)
+
+
+def launch_accept(lti_launch: LtiLaunch, signed_in: User | None = None) -> Launched:
     """Sign-in account, challenge, semester and seat of a validated launch."""
     roles = lti_launch.get_claim(ROLES_CLAIM) or []
     staff = roles_staff(roles)
@@ -123,7 +158,7 @@ def launch_accept(lti_launch: LtiLaunch) -> Launched:
 
         sync_data_from_launch(lti_launch)
         person = person_of(lti_launch)
-        user = identity_user_find_or_create(person)
+        user = account_of(person, signed_in)
         LtiUser.objects.filter(registration=lti_launch.registration, sub=person.subject).update(
             auth_user=user
         )

@@ -172,7 +172,8 @@ def launch(request: HttpRequest) -> HttpResponse:
     if not (lti_launch.is_deep_link_launch or lti_launch.is_resource_launch):
         return refused(request, _("This kind of launch is not supported."), 400)
     try:
-        launched = launch_accept(lti_launch)
+        signed_in = request.user if request.user.is_authenticated else None
+        launched = launch_accept(lti_launch, signed_in)  # type: ignore[arg-type]
     except (LaunchRefused, SignInRefused) as exc:
         logger.info("LTI launch refused: %s", exc)
         return refused(request, str(exc), getattr(exc, "status", 403))

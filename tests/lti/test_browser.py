@@ -41,7 +41,7 @@ def test_a_click_in_the_course_signs_in_on_the_challenge_page(
             email="br1@example.org",
             roles=["Learner"],
             custom={"challenge": challenge.slug},
-        )  # fmt: skip
+        )
     )
     expect(tab).to_have_url(f"{site}/challenges/{challenge.slug}/")
     expect(tab.get_by_role("button", name="Sign out")).to_be_visible()
@@ -59,7 +59,7 @@ def test_an_instructor_links_a_challenge_by_deep_linking(
             email="teacher@example.org",
             roles=["Instructor"],
             deep_linking=True,
-        )  # fmt: skip
+        )
     )
     expect(tab).to_have_url(f"{site}/lti/pick/")
     tab.get_by_label(f"{challenge.title} ({challenge.semester})").check()

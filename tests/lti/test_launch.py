@@ -89,6 +89,29 @@ def test_a_staff_account_is_never_signed_in_by_email_alone(
     assert signed_in_user_id(client) is None
     assert not ExternalIdentity.objects.exists()
     assert not Enrollment.objects.exists()
+    # Signed in with the password in this browser, the same launch links the LMS account once;
+    # from then on the LMS signs them in.
+    boss = User.objects.get(username="boss")
+    client.force_login(boss)
+    answer = launch(
+        client, platform, registered, sub="b-1", email="BOSS@example.org",
+        roles=["Instructor"], custom={"challenge": challenge.slug},
+    )  # fmt: skip
+    assert answer.status_code == 302 and int(signed_in_user_id(client)) == boss.pk
+    assert ExternalIdentity.objects.get().method == ExternalIdentity.Method.SIGNED_IN
+    fresh = Client()
+    launch(fresh, platform, registered, sub="b-1", custom={"challenge": challenge.slug})
+    assert int(signed_in_user_id(fresh)) == boss.pk
+    # Someone else signed in here gets no staff account's link by launching with its email.
+    intruder = Client()
+    intruder.force_login(User.objects.create_user("eve", "eve@example.org", "pw"))
+    User.objects.create_user("boss2", "boss2@example.org", "pw", is_staff=True)
+    answer = launch(
+        intruder, platform, registered, sub="b-2", email="boss2@example.org",
+        custom={"challenge": challenge.slug},
+    )  # fmt: skip
+    assert answer.status_code == 403
+    assert not ExternalIdentity.objects.filter(subject="b-2").exists()
 
 
 def test_a_new_account_never_takes_an_existing_username(
