@@ -36,7 +36,7 @@ class LaunchRefused(Exception):
 
     def __init__(self, message: str, status: int = 403) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = status
 
 
 def roles_staff(roles: list[str] | None) -> bool:

@@ -176,7 +176,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         launched = launch_accept(lti_launch, signed_in)  # type: ignore[arg-type]
     except (LaunchRefused, SignInRefused) as exc:
         logger.info("LTI launch refused: %s", exc)
-        return refused(request, str(exc), getattr(exc, "status", 403))
+        return refused(request, str(exc), getattr(exc, "http_status", 403))
     login(request, launched.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_LAUNCH] = lti_launch.get_launch_id()
     if lti_launch.is_deep_link_launch:
@@ -222,7 +222,7 @@ def pick(request: HttpRequest) -> HttpResponse:
             try:
                 launch_pick(request.user, lti_launch, chosen, staff=True)  # type: ignore[arg-type]
             except LaunchRefused as exc:
-                return refused(request, str(exc), exc.status)
+                return refused(request, str(exc), exc.http_status)
             if lti_launch.is_deep_link_launch:
                 return _deep_link_return(request, message_launch, chosen)
             return HttpResponseRedirect(reverse("challenge_detail", args=[chosen.slug]))
