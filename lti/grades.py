@@ -156,7 +156,7 @@ def _service(context: LtiContext) -> AssignmentsGradesService:
     registration = context.deployment.registration.to_registration()
     return AssignmentsGradesService(
         ServiceConnector(registration),
-        {"scope": _scopes(context), "lineitems": context.lineitems_url},
+        {"scope": _scopes(context), "lineitems": context.lineitems_url},  # type: ignore[typeddict-item]
     )
 
 
@@ -246,7 +246,7 @@ def push_one(
             .set_timestamp(payload["timestamp"])
         )
         try:
-            _service(context).put_grade(grade, LineItem({"id": item.url}))  # type: ignore[typeddict-item]
+            _service(context).put_grade(grade, LineItem({"id": item.url}))
         except Exception as exc:
             raise PlatformFailed(
                 f"score for {enrollment.handle} in {challenge.slug}: {exc}"

@@ -48,7 +48,7 @@ NEW_WINDOW = "lti_new_window"
 def _framable(response: HttpResponse) -> HttpResponse:
     """Pages the LMS may show inside its frame: the launch's first steps and refusals."""
     response._csp_replace = {"frame-ancestors": ["*"]}  # type: ignore[attr-defined]
-    response.xframe_options_exempt = True  # type: ignore[attr-defined]
+    response.xframe_options_exempt = True
     return response
 
 
@@ -136,7 +136,7 @@ def login_init(request: HttpRequest, registration_uuid: Any = None) -> HttpRespo
             ToolConfig(registration_uuid),
             launch_data_storage=DatabaseLaunchData(),
         )
-        return oidc.disable_check_cookies().redirect(target)  # type: ignore[no-any-return]
+        return oidc.disable_check_cookies().redirect(target)
     except Exception as exc:
         logger.info("LTI login initiation refused: %s", exc)
         reason, status = _reason(exc)
@@ -173,7 +173,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         return refused(request, _("This kind of launch is not supported."), 400)
     try:
         signed_in = request.user if request.user.is_authenticated else None
-        launched = launch_accept(lti_launch, signed_in)  # type: ignore[arg-type]
+        launched = launch_accept(lti_launch, signed_in)
     except (LaunchRefused, SignInRefused) as exc:
         logger.info("LTI launch refused: %s", exc)
         return refused(request, str(exc), getattr(exc, "http_status", 403))
@@ -238,9 +238,7 @@ def pick(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _deep_link_return(
-    request: HttpRequest, message_launch: DjangoMessageLaunch, challenge: Any
-) -> HttpResponse:
+def _deep_link_return(request: HttpRequest, message_launch: Any, challenge: Any) -> HttpResponse:
     """Send the choice back to the platform: an LtiResourceLink with ``challenge=<slug>``."""
     resource = (
         DeepLinkResource()
