@@ -342,10 +342,12 @@ def push_revealed() -> PushReport:
 def failed_note() -> str | None:
     """The health page's line: passbacks that failed after every retry."""
     failed = Passback.objects.filter(state=Passback.State.FAILED)
-    count = failed.count()
-    if not count:
+    latest = failed.order_by("-updated_at").values_list("error", flat=True)
+    errors = list(latest[:1])  # one query while all is well
+    if not errors:
         return None
-    last = failed.order_by("-updated_at").values_list("error", flat=True).first() or ""
+    count = failed.count()
+    last = errors[0] or ""
     return ngettext(
         "Grade passback to the LMS failed for %(count)d result (latest: %(error)s);"
         " run lti_push_grades once the platform answers again.",
