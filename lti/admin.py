@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from lti_tool.models import LtiDeployment, LtiRegistration
+from lti_tool.models import LtiDeployment, LtiMembership, LtiRegistration
 
 from courses.access import sees_every_gradebook
 from courses.models import Semester
@@ -88,6 +88,23 @@ class PassbackAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     list_select_related = ["enrollment__semester__course", "challenge", "context"]
     readonly_fields = [f.name for f in Passback._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return sees_every_gradebook(request.user) and super().has_module_permission(request)
+
+
+@admin.register(LtiMembership)
+class MembershipAdmin(admin.ModelAdmin):
+    """The LMS courses' rosters as the last sync or launch saw them: who left is inactive."""
+
+    list_display = ["user", "context", "is_learner", "is_instructor", "is_active"]
+    list_filter = ["is_active", "is_learner", "is_instructor"]
+    list_select_related = ["user", "context"]
+    search_fields = ["user__sub", "user__email", "user__name"]
+    readonly_fields = [f.name for f in LtiMembership._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

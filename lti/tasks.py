@@ -44,7 +44,10 @@ def push_challenge(challenge_id: int) -> str:
 @shared_task(name="lti.tasks.push_revealed", ignore_result=True)
 def push_revealed() -> str:
     from lti.grades import push_revealed as push
+    from lti.tool import launch_data_forget_expired
 
+    # Hourly, so also the time to forget expired launch data and spent states and nonces.
+    launch_data_forget_expired()
     return str(push())
 
 
