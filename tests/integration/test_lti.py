@@ -16,6 +16,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Page, expect
 
+from courses.formatting import format_score
 from courses.models import Challenge, Enrollment
 from lti.models import Passback
 from tests.integration.conftest import (
@@ -81,7 +82,7 @@ def test_launch_upload_graded_and_the_score_arrives_at_the_lms(
     [score] = scores_for(platform, "e2e-1", celery_worker)
     submission = Enrollment.objects.get(user__email="e2e@example.org").submissions.get()
     assert score["scoreGiven"] == 1 and score["scoreMaximum"] == 1
-    assert score["comment"] == f"score {submission.score:.2f}"
+    assert score["comment"] == f"score {format_score(submission.score, 'number')}"
     assert (score["activityProgress"], score["gradingProgress"]) == ("Completed", "FullyGraded")
     [item] = platform.state()["line_items"]["course-1"]
     assert (item["tag"], item["resourceLinkId"]) == (keypoints.slug, "link-e2e")

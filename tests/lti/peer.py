@@ -37,15 +37,17 @@ class PlatformPeer:
 
     def use_tool(self, site: str, login_url: str) -> None:
         """Point the platform at a tool: its login URL (with the registration's uuid), its
-        launch URL and key set, as an admin enters them in an LMS."""
+        launch URL and key set, as an admin enters them in an LMS; every test starts the
+        platform's grade book, roster and received deep links afresh."""
         self.configure(
+            reset=True,
             config={
                 "client_id": CLIENT_ID,
                 "deployment_id": DEPLOYMENT_ID,
                 "login_url": login_url,
                 "launch_url": f"{site}/lti/launch/",
                 "jwks_url": f"{site}/lti/jwks/",
-            }
+            },
         )
 
     def hint(self, **spec: Any) -> tuple[str, str]:

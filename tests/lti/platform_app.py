@@ -189,6 +189,15 @@ def build_app(state: State) -> FastAPI:
     async def configure(request: Request) -> dict[str, Any]:
         body = await request.json()
         with state.lock:
+            if body.get("reset"):
+                # A test of its own: a fresh grade book, roster and inbox.
+                state.hints.clear()
+                state.members.clear()
+                state.line_items.clear()
+                state.scores.clear()
+                state.deep_links.clear()
+                state.fail_scores = state.failed_scores = 0
+                state.page_size = 2
             state.config.update(body.get("config", {}))
             if "members" in body:
                 state.members.update(body["members"])
