@@ -194,3 +194,28 @@ def _user_create(email: str) -> User:
     user.set_unusable_password()
     user.save()
     return user
+
+
+def identity_user_find_or_create(person: ProviderPerson) -> User:
+    """The account a provider that vouches for its members signs in (an LTI platform): as
+    :func:`identity_user_find` with ``create``, except that a person the provider names without
+    an email address gets a new account of their own (a generated username, never an existing
+    account's) instead of a refusal."""
+    if person.email.strip():
+        return identity_user_find(person, create=True)
+    if not person.subject:
+        return identity_user_find(person, create=True)  # refuses: no subject
+    with transaction.atomic():
+        transaction_lock(f"identity {person.issuer} {person.subject}")
+        linked = _identity_use(person)
+        if linked is not None:
+            return linked
+        while True:
+            username = f"lms-{secrets.token_hex(5)}"
+            if not User.objects.filter(username=username).exists():
+                break
+        user = User(username=username)
+        user.set_unusable_password()
+        user.save()
+        _identity_create(user, person, ExternalIdentity.Method.CREATED)
+        return user

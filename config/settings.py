@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -130,6 +131,8 @@ INSTALLED_APPS = [
     "accounts",
     "submissions",
     "leaderboard",
+    "lti_tool",
+    "lti",
     "axes",
     "csp",
 ]
@@ -599,15 +602,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **env_json("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Untargeted tasks (the sweep) go to the CPU queue, which every worker serves by default.
-CELERY_TASK_DEFAULT_QUEUE = f"{GRADER_QUEUE_PREFIX}cpu"
 # What ``celery -A worker worker`` consumes without ``-Q``.
 CELERY_TASK_QUEUES = [Queue(f"{GRADER_QUEUE_PREFIX}{device}") for device in GRADER_SERVES]
 #: tasks that are not gradings (emails, grade passback, roster sync) have a queue of their own
 HOUSEKEEPING_QUEUE = f"{GRADER_QUEUE_PREFIX}housekeeping"
 CELERY_TASK_QUEUES.append(Queue(HOUSEKEEPING_QUEUE))
-# In the end, untargeted tasks (the sweep a worker asks for on connecting) are housekeeping,
-# which every worker serves beside its grading (``worker.housekeeping``), never behind it.
+# Untargeted tasks (the sweep a worker asks for on connecting) are housekeeping, which every
+# worker serves beside its grading (``worker.housekeeping``), never behind it.
 CELERY_TASK_DEFAULT_QUEUE = HOUSEKEEPING_QUEUE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -628,7 +629,26 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(
 )
 # Nothing periodic goes through the queues: beat runs the sweep itself (worker.housekeeping),
 # since a sweep sent as a task would wait behind the gradings of a backlog.
-CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {
+    # LTI: the rosters of the LMS courses linked to semesters, nightly, and the grades of results
+    # that came out without an event (a deadline passing), hourly; both on the housekeeping queue
+    "lti-sync-rosters": {
+        "task": "lti.tasks.sync_rosters",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 3600},
+    },
+    "lti-push-revealed": {
+        "task": "lti.tasks.push_revealed",
+        "schedule": crontab(minute=41),
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 3000},
+    },
+}
+
+# --- LTI 1.3 ------------------------------------------------------------------------------------
+
+#: grade passback: attempts when the platform fails, and the first wait (doubling each time)
+LTI_PASSBACK_ATTEMPTS = env_int("LTI_PASSBACK_ATTEMPTS", 6, minimum=1)
+LTI_PASSBACK_RETRY_SECONDS = env_int("LTI_PASSBACK_RETRY_SECONDS", 30, minimum=1)
 
 # --- logging ----------------------------------------------------------------------------------
 
@@ -641,6 +661,6 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
-        for name in ("leaderboard", "submissions", "worker", "accounts")
+        for name in ("leaderboard", "submissions", "worker", "accounts", "lti")
     },
 }

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("metrics", metrics_view, name="metrics"),
     path("", include("leaderboard.urls")),
+    path("lti/", include("lti.urls")),
 ]
 
 handler400 = "leaderboard.views.errors.bad_request"

@@ -4,6 +4,7 @@ Each part is one or two grouped queries, whatever the number of rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -110,3 +111,13 @@ def any_worker_alive(now: datetime | None = None) -> bool:
 
 def workers_ever_seen() -> bool:
     return WorkerHeartbeat.objects.aggregate(last=Max("beat_at"))["last"] is not None
+
+
+#: further lines for the health page from apps above this one (LTI grade passback failures):
+#: each callable returns a sentence for staff, or None when all is well
+HEALTH_NOTES: list[Callable[[], str | None]] = []
+
+
+def notes() -> list[str]:
+    """The sentences of ``HEALTH_NOTES`` that have something to say."""
+    return [note for note in (source() for source in HEALTH_NOTES) if note]

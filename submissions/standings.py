@@ -30,7 +30,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.utils import timezone
 
 from courses.models import Challenge
@@ -50,6 +50,13 @@ FIELDS = (
     "final_headline",
     "final_created_at",
 )
+
+#: sent after a student's standing in a challenge was recomputed, inside the transaction that
+#: changed it (``enrollment_id``, ``challenge_id``); apps above this one (LTI grade passback)
+#: act on it once that commits
+standing_changed = Signal()
+#: sent when staff reveal a challenge's final results early or hide them again (``challenge``)
+results_revealed = Signal()
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,9 @@ def standing_refresh(enrollment_id: int, challenge_id: int) -> None:
         Standing.objects.filter(**key).update(
             **standing_compute(enrollment_id, challenge_id), changed_at=timezone.now()
         )
+        standing_changed.send(
+            sender=Standing, enrollment_id=enrollment_id, challenge_id=challenge_id
+        )
 
 
 def standings_refresh(pairs: Iterable[tuple[int, int]]) -> None:
@@ -286,3 +296,4 @@ def challenge_reveal(challenge: Challenge, hide: bool = False) -> None:
     )
     challenge.revealed_at = None if hide else now
     challenge.policy_changed_at = now
+    results_revealed.send(sender=Challenge, challenge=challenge)

@@ -23,6 +23,7 @@ PACKAGES = [
     "courses",
     "accounts",
     "submissions",
+    "lti",
     "leaderboard",
     "worker",
     "config",

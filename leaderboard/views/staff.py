@@ -202,6 +202,7 @@ def health_context() -> dict[str, object]:
         "queues": [(q, round(q.oldest_seconds(now))) for q in queues],
         "failures": health.failures_last_hour(now),
         "alerts": HealthAlert.objects.filter(resolved_at__isnull=True),
+        "notes": health.notes(),
     }
 
 

@@ -52,7 +52,8 @@ def test_it_shows_workers_queues_and_failures(
     browser = Client()
     browser.force_login(staff)
 
-    with django_assert_num_queries(7):  # session, user, workers, jobs, queues, failures, alerts
+    # session, user, workers, jobs, queues, failures, alerts, failed LTI grade passbacks
+    with django_assert_num_queries(8):
         page = browser.get("/staff/health/", {"part": "body"}).content.decode()
 
     assert 'data-worker="alive@host:1"' in page and "submission x" in page
