@@ -19,7 +19,7 @@ from typing import Any
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -602,11 +602,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **env_json("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+def _queue(name: str) -> Queue:
+    """A queue with an exchange and routing key of its own. Without them Celery binds every
+    queue to the default queue's exchange and key, so a message sent to one queue would be
+    delivered to all of them (a grading to the housekeeping thread, a CPU job to GPU hosts)."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 # What ``celery -A worker worker`` consumes without ``-Q``.
-CELERY_TASK_QUEUES = [Queue(f"{GRADER_QUEUE_PREFIX}{device}") for device in GRADER_SERVES]
+CELERY_TASK_QUEUES = [_queue(f"{GRADER_QUEUE_PREFIX}{device}") for device in GRADER_SERVES]
 #: tasks that are not gradings (emails, grade passback, roster sync) have a queue of their own
 HOUSEKEEPING_QUEUE = f"{GRADER_QUEUE_PREFIX}housekeeping"
-CELERY_TASK_QUEUES.append(Queue(HOUSEKEEPING_QUEUE))
+CELERY_TASK_QUEUES.append(_queue(HOUSEKEEPING_QUEUE))
 # Untargeted tasks (the sweep a worker asks for on connecting) are housekeeping, which every
 # worker serves beside its grading (``worker.housekeeping``), never behind it.
 CELERY_TASK_DEFAULT_QUEUE = HOUSEKEEPING_QUEUE

@@ -12,9 +12,13 @@ the broker (``worker.SweepOnConnect``) may run beside it.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import bootsteps
@@ -66,16 +70,36 @@ def _start_sweeping(**_: Any) -> None:
 POLL_SECONDS = 1.0
 
 
+def eta_in(headers: dict[str, Any], now: datetime | None = None) -> float:
+    """Seconds until a message's ``eta`` (a retry's countdown), 0 when it has none or is due."""
+    eta = headers.get("eta")
+    if not eta:
+        return 0.0
+    try:
+        due = datetime.fromisoformat(str(eta))
+    except ValueError:
+        return 0.0
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    return max(0.0, (due - (now or datetime.now(UTC))).total_seconds())
+
+
 def serve_housekeeping(app: Any, queue: Any, hostname: str, stop: threading.Event) -> None:
     """Consume ``queue`` (``settings.HOUSEKEEPING_QUEUE``) until ``stop``, running each task in
     this thread as a pool process would: Celery's own tracer runs it, so a task's retry sends
-    a message with its countdown back to the same queue. One message at a time, acknowledged
-    after it ran; a broker that goes away is reconnected to after a pause."""
+    a message with its countdown back to the same queue. A message with a countdown still to
+    run (``eta``) is held, unacknowledged, until it is due, as Celery's own consumer holds one,
+    and the prefetch grows by one for each held, so the messages behind it still run; every
+    other message is run at once and acknowledged after it ran. A broker that goes away is
+    reconnected to after a pause (held messages are delivered again by the broker)."""
     from celery.app.trace import build_tracer
 
     tracers: dict[str, Any] = {}
+    #: (due, order, body, message) of the messages waiting for their countdown
+    held: list[tuple[float, int, Any, Any]] = []
+    order = itertools.count()
 
-    def handle(body: Any, message: Any) -> None:
+    def run(body: Any, message: Any) -> None:
         headers = message.headers or {}
         name = headers.get("task", "")
         task = app.tasks.get(name)
@@ -95,7 +119,9 @@ def serve_housekeeping(app: Any, queue: Any, hostname: str, stop: threading.Even
                 "is_eager": False,
                 "timelimit": headers.get("timelimit"),
                 "delivery_info": {"exchange": "", "routing_key": queue.name},
-                "headers": headers,
+                # Not the message's headers: a retry would copy them (its old retry count, no
+                # countdown) over the ones it sets, as a worker's request keeps only custom ones.
+                "headers": {},
             }
             close_old_connections()
             tracer(str(headers.get("id") or ""), args, kwargs, request)
@@ -106,18 +132,37 @@ def serve_housekeeping(app: Any, queue: Any, hostname: str, stop: threading.Even
             message.ack()
 
     while not stop.is_set():
+        held.clear()
         try:
             with (
                 app.connection_for_read() as conn,
-                conn.Consumer([queue], callbacks=[handle], accept=["json"]) as consumer,
+                conn.Consumer([queue], accept=["json"]) as consumer,
             ):
+
+                def handle(body: Any, message: Any) -> None:
+                    wait = eta_in(message.headers or {})
+                    if not wait:
+                        run(body, message)
+                        return
+                    heapq.heappush(held, (time.monotonic() + wait, next(order), body, message))
+                    consumer.qos(prefetch_count=1 + len(held))
+
+                consumer.register_callback(handle)
                 consumer.qos(prefetch_count=1)
                 logger.info("serving %s beside the gradings", queue.name)
                 while not stop.is_set():
-                    try:
-                        conn.drain_events(timeout=POLL_SECONDS)
-                    except TimeoutError:
-                        continue
+                    timeout = POLL_SECONDS
+                    if held:
+                        timeout = min(timeout, max(0.01, held[0][0] - time.monotonic()))
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=timeout)
+                    ran = False
+                    while held and held[0][0] <= time.monotonic():
+                        _due, _n, body, message = heapq.heappop(held)
+                        run(body, message)
+                        ran = True
+                    if ran:
+                        consumer.qos(prefetch_count=1 + len(held))
         except Exception:
             if stop.is_set():
                 return

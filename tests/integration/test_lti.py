@@ -122,7 +122,7 @@ def test_the_passback_task_retries_with_backoff_until_the_platform_takes_the_sco
         assert score["scoreGiven"] == 0 and score["comment"] == "score 55.50"
         assert score["timestamp"] == upload.finished_at.isoformat()
         assert platform.state()["failed_scores"] - failed_before == 2
-        assert waited >= 1 + 2  # the two backoff waits: 1 s, then 2 s
+        assert waited >= 1 + 2, worker.log()  # the two backoff waits: 1 s, then 2 s
         passback = Passback.objects.get(enrollment=enrollment)
         assert passback.state == Passback.State.SENT and passback.attempts == 3
         assert passback.sent_payload == score

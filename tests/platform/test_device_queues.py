@@ -110,3 +110,26 @@ def test_housekeeping_goes_to_its_own_queue(db, sent, django_capture_on_commit_c
         ("worker.tasks.send_email", "grade-housekeeping"),
         ("worker.tasks.sweep_stuck", "grade-housekeeping"),
     ]
+
+
+def test_a_message_sent_to_one_queue_reaches_that_queue_only(settings):
+    """Each queue has an exchange and routing key of its own: bound to the default queue's, a
+    grading sent to ``grade-cpu`` also reached the housekeeping queue (run in the worker's main
+    process) and a GPU host's queue. Published as Celery publishes to a named queue (to its
+    exchange with its routing key) on a real in-memory broker."""
+    from kombu import Connection, Producer
+
+    from config.celery import app
+
+    queues = list(app.amqp.queues.values())
+    assert {q.name for q in queues} >= {"grade-cpu", settings.HOUSEKEEPING_QUEUE}
+    with Connection("memory://") as conn:
+        channel = conn.channel()
+        for queue in queues:
+            queue(channel).declare()
+        for queue in queues:
+            Producer(channel).publish(
+                {"to": queue.name}, exchange=queue.exchange, routing_key=queue.routing_key
+            )
+            got = {q.name: q(channel).get(no_ack=True) is not None for q in queues}
+            assert got == {q.name: q.name == queue.name for q in queues}, queue.name
