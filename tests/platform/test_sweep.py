@@ -128,7 +128,11 @@ def test_it_runs_in_beat_not_through_the_queues(
         housekeeping.sweep_forever(60.0, once)
 
     assert [(m.name, m.args) for m in sent] == [(GRADE_SUBMISSION, [str(queued.pk)])]
-    assert settings.CELERY_BEAT_SCHEDULE == {}
+    # What beat does send (LTI's nightly roster and hourly passback) goes to the housekeeping
+    # queue, which every worker serves beside its gradings; the sweep is never among it.
+    schedule = settings.CELERY_BEAT_SCHEDULE.values()
+    assert all(entry["options"]["queue"] == settings.HOUSEKEEPING_QUEUE for entry in schedule)
+    assert "worker.tasks.sweep_stuck" not in {entry["task"] for entry in schedule}
 
 
 def test_it_sends_again_everything_queued_before_a_worker_connected(
