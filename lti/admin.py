@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from lti_tool.models import LtiDeployment, LtiMembership, LtiRegistration
 
-from courses.access import sees_every_gradebook
 from courses.models import Semester
+from leaderboard.admin.scope import SiteWideAdmin
 from lti.models import ContextSemester, Passback, Platform
 
 # django-lti registers its own "LTI registrations" page; this site's is "LTI platforms".
@@ -31,7 +31,9 @@ class DeploymentInline(admin.TabularInline):
 
 
 @admin.register(Platform)
-class PlatformAdmin(admin.ModelAdmin):
+class PlatformAdmin(SiteWideAdmin):
+    site_wide_because = "an LMS registration serves every course and semester of the site"
+
     list_display = ["name", "issuer", "client_id", "is_active"]
     fields = [
         "name",
@@ -45,9 +47,6 @@ class PlatformAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["tool_urls"]
     inlines = [DeploymentInline]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return sees_every_gradebook(request.user) and super().has_module_permission(request)
 
     @admin.display(description=gettext_lazy("URLs to enter in the LMS"))
     def tool_urls(self, obj: Platform) -> str:
@@ -69,7 +68,9 @@ class PlatformAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContextSemester)
-class ContextSemesterAdmin(admin.ModelAdmin):
+class ContextSemesterAdmin(SiteWideAdmin):
+    site_wide_because = "which semester an LMS course feeds is chosen for the whole site"
+
     list_display = ["context", "semester", "linked_at"]
     list_select_related = ["context", "semester__course"]
     fields = ["context", "semester", "linked_at"]
@@ -78,12 +79,11 @@ class ContextSemesterAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by a launch
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return sees_every_gradebook(request.user) and super().has_module_permission(request)
-
 
 @admin.register(Passback)
-class PassbackAdmin(admin.ModelAdmin):
+class PassbackAdmin(SiteWideAdmin):
+    site_wide_because = "what the site sent to the LMS platforms, for whoever registered them"
+
     list_display = ["enrollment", "challenge", "context", "state", "attempts", "sent_at", "error"]
     list_filter = ["state"]
     list_select_related = ["enrollment__semester__course", "challenge", "context"]
@@ -92,12 +92,13 @@ class PassbackAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return sees_every_gradebook(request.user) and super().has_module_permission(request)
-
 
 @admin.register(LtiMembership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SiteWideAdmin):
+    site_wide_because = (
+        "the LMS's own roster records, kept per LMS course and user, not per semester"
+    )
+
     """The LMS courses' rosters as the last sync or launch saw them: who left is inactive."""
 
     list_display = ["user", "context", "is_learner", "is_instructor", "is_active"]
@@ -108,9 +109,6 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return sees_every_gradebook(request.user) and super().has_module_permission(request)
 
 
 @admin.action(description=gettext_lazy("Sync roster from the LMS"))
