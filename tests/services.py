@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
+from typing import Any
 
 import pytest
+import requests
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -35,3 +39,18 @@ def require_postgres() -> None:
 
 def require_redis() -> None:
     require_service("Redis", "127.0.0.1", 6379)
+
+
+def answering(url: str, proc: subprocess.Popen[Any], seconds: float) -> bool:
+    """Wait until a peer the test started (an OpenID provider, a SAML IdP, an LTI platform)
+    answers ``url`` with a success; False once its process exits or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)

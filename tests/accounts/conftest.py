@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from urllib.parse import quote, urlparse
 import pytest
 import requests
 from django.contrib.auth.models import User
+
+from tests.services import answering
 
 PROVIDER_READY_SECONDS = 30
 
@@ -70,17 +71,9 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + PROVIDER_READY_SECONDS
-    while True:
-        try:
-            if requests.get(f"{url}/.well-known/openid-configuration", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the OpenID provider did not start: {Path(log.name).read_text()}")
-        time.sleep(0.1)
+    if not answering(f"{url}/.well-known/openid-configuration", proc, PROVIDER_READY_SECONDS):
+        proc.kill()
+        pytest.fail(f"the OpenID provider did not start: {Path(log.name).read_text()}")
     yield Provider(url, proc)
     proc.terminate()
     proc.wait(timeout=10)
@@ -240,17 +233,9 @@ def saml_idp(tmp_path_factory: pytest.TempPathFactory, live_server: Any) -> Iter
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + PROVIDER_READY_SECONDS
-    while True:
-        try:
-            if requests.get(f"{url}/metadata", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the SAML IdP did not start: {log_path.read_text()}")
-        time.sleep(0.1)
+    if not answering(f"{url}/metadata", proc, PROVIDER_READY_SECONDS):
+        proc.kill()
+        pytest.fail(f"the SAML IdP did not start: {log_path.read_text()}")
     yield SamlIdP(url, proc, log_path)
     proc.terminate()
     proc.wait(timeout=10)

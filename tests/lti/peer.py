@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+
+from tests.services import answering
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "leaderboard-tool"
@@ -93,18 +94,10 @@ def platform_process() -> Iterator[PlatformPeer]:
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/jwks", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"the test platform did not start:\n{out}")
-        time.sleep(0.1)
+    if not answering(f"{base}/jwks", proc, 60):
+        proc.kill()
+        out = proc.stdout.read() if proc.stdout else ""
+        raise RuntimeError(f"the test platform did not start:\n{out}")
     try:
         yield PlatformPeer(base, proc)
     finally:
