@@ -6,6 +6,7 @@ The runner (the sandbox, pre-warmed) is made once per worker process and reused.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -101,32 +102,36 @@ def grade_submission(self: Task, submission_id: str) -> None:
     """A doorbell for ``submission_id``'s device: take over this upload's claim if its holder
     died (a re-delivered message), else claim the fairest waiting work of the device, which
     may be another student's upload or a re-grade attempt (``submissions.claim``)."""
-    worker = this_worker(self.request.hostname)
-    what = f"submission {submission_id}"
-    work: Grading | GradingRun | None = with_db_retry(what, grading_takeover, submission_id, worker)
-    if work is None:
-        device = with_db_retry(what, submission_device, submission_id)
-        if device is not None:
-            work = with_db_retry(
-                what, claim_next, device, worker, max_time_limit=message_time_limit(self)
-            )
-    grade_claimed(self, work, worker, woken_by=what)
+    answer_doorbell(
+        self, f"submission {submission_id}", grading_takeover, submission_device, submission_id
+    )
 
 
 @app.task(bind=True, name=REGRADE_ATTEMPT, max_retries=settings.GRADER_MAX_RETRIES)
 def regrade_attempt(self: Task, run_id: int) -> None:
     """A doorbell for a re-grade attempt's device: like ``grade_submission`` (take over this
     attempt from a dead holder, else claim the fairest waiting work of the device)."""
-    worker = this_worker(self.request.hostname)
-    what = f"re-grade run {run_id}"
-    work: Grading | GradingRun | None = with_db_retry(what, attempt_takeover, run_id, worker)
+    answer_doorbell(self, f"re-grade run {run_id}", attempt_takeover, run_device, run_id)
+
+
+def answer_doorbell(
+    task: Task,
+    what: str,
+    takeover: Callable[[Any, Worker], Grading | GradingRun | None],
+    device_of: Callable[[Any], str | None],
+    key: Any,
+) -> None:
+    """Both grading tasks: take over ``key``'s claim from a dead holder, else claim the
+    fairest waiting work of ``key``'s device; then evaluate and record what was claimed."""
+    worker = this_worker(task.request.hostname)
+    work: Grading | GradingRun | None = with_db_retry(what, takeover, key, worker)
     if work is None:
-        device = with_db_retry(what, run_device, run_id)
+        device = with_db_retry(what, device_of, key)
         if device is not None:
             work = with_db_retry(
-                what, claim_next, device, worker, max_time_limit=message_time_limit(self)
+                what, claim_next, device, worker, max_time_limit=message_time_limit(task)
             )
-    grade_claimed(self, work, worker, woken_by=what)
+    grade_claimed(task, work, worker, woken_by=what)
 
 
 def grade_claimed(
