@@ -34,6 +34,7 @@ from accounts.models import ExternalIdentity
 from courses.formatting import format_score
 from courses.models import Challenge, Enrollment
 from lti.models import ChallengeLineItem, ContextSemester, Passback, Placement
+from submissions.doorbell import after_commit
 from submissions.health import HEALTH_NOTES
 from submissions.models import Standing, Submission
 from submissions.policies import results_revealed, results_revealed_for
@@ -71,14 +72,13 @@ def _linked(challenge_id: int) -> bool:
 def send_after_commit(task: str, *args: Any) -> None:
     """Send ``task`` by name once the current transaction commits; a broker that is down
     loses this message only (logged): ``lti_push_grades`` and the hourly push send again."""
-
-    def send() -> None:
-        try:
-            current_app.send_task(task, args=list(args), queue=settings.HOUSEKEEPING_QUEUE)
-        except Exception:
-            logger.exception("could not queue %s%r", task, args)
-
-    transaction.on_commit(send)
+    after_commit(
+        current_app.send_task,
+        task,
+        what=f"sending {task}{args!r}",
+        args=list(args),
+        queue=settings.HOUSEKEEPING_QUEUE,
+    )
 
 
 def _standing_changed(sender: Any, enrollment_id: int, challenge_id: int, **_: Any) -> None:
