@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 from django.utils import timezone
@@ -51,7 +52,8 @@ FIELDS = (
     "final_created_at",
 )
 
-#: sent after a student's standing in a challenge was recomputed, inside the transaction that
+#: sent after a student's standing in a challenge was recomputed (its counted result may have
+#: changed; an upload that only adds to the count does not send it), inside the transaction that
 #: changed it (``enrollment_id``, ``challenge_id``); apps above this one (LTI grade passback)
 #: act on it once that commits
 standing_changed = Signal()
@@ -267,9 +269,27 @@ def standings_check(challenge: Challenge, *, fix: bool = False) -> list[Drift]:
 
 
 @receiver(post_save, sender=Submission, dispatch_uid="standing_on_save")
-def _saved(sender: Any, instance: Submission, raw: bool = False, **_: Any) -> None:
-    if not raw:  # not while loading fixtures
-        standing_refresh(instance.enrollment_id, instance.challenge_id)
+def _saved(
+    sender: Any, instance: Submission, created: bool = False, raw: bool = False, **_: Any
+) -> None:
+    if raw:  # not while loading fixtures
+        return
+    if created and instance.status != Submission.Status.GRADED and standing_count_upload(instance):
+        return
+    standing_refresh(instance.enrollment_id, instance.challenge_id)
+
+
+def standing_count_upload(submission: Submission) -> bool:
+    """A new upload that is not graded yet changes only its student's upload count: add it to
+    their standing with one ``UPDATE`` (an atomic increment, which waits for a refresh holding
+    the row) instead of recomputing it, the one write an upload adds on a deadline night. Its
+    counted result is unchanged, so ``standing_changed`` is not sent. False when the student
+    has no standing yet (their first upload): then the whole standing is computed."""
+    return bool(
+        Standing.objects.filter(
+            enrollment_id=submission.enrollment_id, challenge_id=submission.challenge_id
+        ).update(uploads=F("uploads") + int(submission.counts_for_quota), changed_at=timezone.now())
+    )
 
 
 @receiver(post_delete, sender=Submission, dispatch_uid="standing_on_delete")

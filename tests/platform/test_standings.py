@@ -22,7 +22,7 @@ from courses.models import Enrollment
 from leaderboard.boards import leaderboard_compute
 from submissions import lifecycle
 from submissions.models import Standing, Submission
-from submissions.standings import standing_refresh, standings_check
+from submissions.standings import standing_changed, standing_refresh, standings_check
 from tests.platform.conftest import graded, make_submission, make_user
 
 
@@ -192,3 +192,44 @@ def test_two_results_of_one_student_recorded_at_once_leave_the_right_best(enroll
     assert errors == []
     standing = Standing.objects.get(enrollment=enrollment, challenge=challenge)
     assert (standing.best_id, standing.score) == (better.pk, 300.0)
+
+
+def test_an_upload_only_adds_to_the_count_and_leaves_the_result_alone(enrollment, challenge):
+    """A queued upload changes one number of its student's standing: the count goes up by one
+    (an increment, not a recomputation), the counted result and ``standing_changed`` (LTI grade
+    passback listens) stay as they were; the first upload of a student creates the standing."""
+    sent: list[int] = []
+
+    def listen(sender: object, enrollment_id: int, **_: object) -> None:
+        sent.append(enrollment_id)
+
+    standing_changed.connect(listen)
+    try:
+        first = make_submission(enrollment, challenge)  # no standing yet: computed
+        assert Standing.objects.get(enrollment=enrollment).uploads == 1
+        best = graded(enrollment, challenge, 150.0, minutes_ago=5)
+        sent.clear()
+        before = Standing.objects.get(enrollment=enrollment)
+        uploads = [make_submission(enrollment, challenge) for _ in range(3)]
+        make_submission(enrollment, challenge, counts_for_quota=False)
+    finally:
+        standing_changed.disconnect(listen)
+
+    after = Standing.objects.get(enrollment=enrollment)
+    assert after.uploads == before.uploads + 3 == 5
+    assert (after.best_id, after.score, after.passed) == (best.pk, 150.0, before.passed)
+    assert after.changed_at > before.changed_at  # boards holding the page see the new count
+    assert sent == []
+    assert standings_check(challenge) == []
+    # Grading one of them does recompute, and says so.
+    claimed = lifecycle.claim(str(uploads[0].pk))
+    assert claimed is not None
+    standing_changed.connect(listen)
+    try:
+        assert lifecycle.finish(claimed, score=400.0, passed=True, metrics={"score": 400.0})
+    finally:
+        standing_changed.disconnect(listen)
+    assert sent == [enrollment.pk]
+    assert Standing.objects.get(enrollment=enrollment).best_id == uploads[0].pk
+    assert first.pk != uploads[0].pk
+    assert standings_check(challenge) == []
