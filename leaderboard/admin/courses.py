@@ -17,7 +17,7 @@ from courses.roster import roster_import
 from courses.services import semesters_close, semesters_reopen
 from leaderboard.admin.regrades import has_regrade_permission, recent_batches, regrade_confirm
 from leaderboard.admin.reveal import reveal_confirm
-from leaderboard.admin.scope import ScopedAdmin, ScopedInline
+from leaderboard.admin.scope import ScopedAdmin, ScopedInline, rows_in_scope
 from submissions.models import RegradeBatch
 from submissions.reference import reference_check_start, reference_warnings
 from submissions.standings import challenge_reveal, challenge_rules_changed
@@ -203,6 +203,36 @@ class ChallengeAdmin(ScopedAdmin):
     readonly_fields = ["revealed_at"]
     inlines = [ChallengeExtensionInline]
     change_form_template = "leaderboard/admin/challenge_change_form.html"
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: Challenge | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if sees_every_gradebook(request.user):
+            return form
+        # A TA picks the hidden test set among the folders their courses' challenges already
+        # use: typed freely, it could name another course's hidden set (which its students'
+        # models would then be graded on, and its figures read). A new folder is placed on the
+        # workers by the site's operators, who also name it here first.
+        courses = Course.objects.filter(rows_in_scope(Course, request.user))
+        folders = set(
+            Challenge.objects.filter(semester__course__in=courses).values_list(
+                "data_dir", flat=True
+            )
+        )
+        if obj is not None:
+            folders.add(obj.data_dir)
+        field = forms.ChoiceField(
+            choices=[(f, f) for f in sorted(folders)],
+            label="Data dir",
+            help_text="The hidden test sets your courses' challenges use; a new one is placed on"
+            " the workers and first chosen by the site's staff.",
+        )
+        return type(form.__name__, (form,), {"data_dir": field})
 
     def save_model(self, request: HttpRequest, obj: Challenge, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

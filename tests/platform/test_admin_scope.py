@@ -13,6 +13,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
@@ -411,6 +412,37 @@ def test_it_gives_a_ta_no_seat_or_challenge_in_another_semester(client, scoped_t
         assert "Select a valid choice" in str(response.context["adminform"].form.errors["semester"])
     assert not Enrollment.objects.filter(user=scoped_ta, semester=term_b.semester).exists()
     assert not Challenge.objects.filter(slug="planted").exists()
+
+
+def test_it_lets_a_ta_choose_only_their_courses_hidden_test_sets(
+    client, rf, scoped_ta, staff, term_a, term_b
+):
+    """Typed freely, a TA's data folder could name another course's hidden test set: their
+    students' models would be graded on it and its figures shown to them."""
+    Challenge.objects.filter(pk=term_b.challenge.pk).update(data_dir="cv/pose")
+    earlier = Semester.objects.create(
+        course=term_a.course, slug="ws2025", title="Winter 2025", starts_on="2025-10-01"
+    )
+    make_challenge(earlier, slug="keypoints-ws2025", data_dir="ws2025/keypoints")
+    client.force_login(scoped_ta)
+    page = client.get(f"/admin/courses/challenge/{term_a.challenge.pk}/change/").content.decode()
+    request = rf.get("/admin/")
+    request.user = scoped_ta
+    form = admin.site._registry[Challenge].get_form(request, term_a.challenge, change=True)
+    field = form.base_fields["data_dir"]
+
+    # Their course's folders, this semester's and an earlier one's; never the other course's.
+    assert sorted(value for value, _ in field.choices) == sorted(
+        [term_a.challenge.data_dir, "ws2025/keypoints"]
+    )
+    assert f'<option value="{term_a.challenge.data_dir}" selected>' in page
+    assert "cv/pose" not in page
+    with pytest.raises(ValidationError, match="valid choice"):
+        field.clean("cv/pose")
+    # Staff who run every course type any folder, as before.
+    request.user = staff
+    form = admin.site._registry[Challenge].get_form(request, term_a.challenge, change=True)
+    assert form.base_fields["data_dir"].clean("cv/pose") == "cv/pose"
 
 
 def test_it_keeps_site_wide_pages_from_a_ta(client, scoped_ta, course_staff, term_a):
