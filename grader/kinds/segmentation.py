@@ -97,10 +97,11 @@ class Segmentation(TaskKind):
         lambda cls, hparams: cls(num_classes=NUM_CLASSES, hparams=hparams),
     )
     public_samples = 4
-    # Copies: the predicted class of 2048 labelled pixels; near from 97 % equal labels up, the
-    # threshold measured for classification's labels (docs/staff.md, "Copies").
+    # Copies: the predicted class of 2048 labelled pixels; near from 99 % equal labels up. Two
+    # demo models trained apart agree on 96.5 % of the pixels, a copy nudged by 0.1 % on all of
+    # them (docs/staff.md, "Copies"): accurate segmentations agree on most pixels anyway.
     sketch_size = 2048
-    near_threshold = 0.97
+    near_threshold = 0.99
 
     def prediction_shape(self, params: Params) -> tuple[int, ...]:
         return (SIZE, SIZE)
