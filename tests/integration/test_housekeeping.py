@@ -61,6 +61,7 @@ def test_beat_sweeps_while_the_grading_queue_is_backed_up(
 
     beat = start_beat(shared_dirs, tmp_path, {**FAST, **private_broker.env})
     lines: list[str] = []
+
     # Beat's output, read as it comes: the sweep's line is written after its commit, so the
     # test waits for the line rather than for the row (stopping beat in between lost it).
     def read() -> None:
