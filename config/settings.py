@@ -221,7 +221,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # guessed-at account nor a lecture hall behind one NAT is locked out for everyone. The database
 # handler works on SQLite and PostgreSQL alike; staff can lift a lockout in the admin.
 # Axes first (it refuses a locked-out pair before a password is checked), then passwords; the
-# OIDC and SAML backends answer only on their callbacks and only when configured.
+# OIDC and SAML backends answer only on their callbacks and only when configured, and axes
+# leaves them alone (leaderboard.signin.single_sign_on).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -234,6 +235,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "leaderboard.signin.locked_out"
 AXES_CLIENT_IP_CALLABLE = "leaderboard.signin.client_ip"
+AXES_WHITELIST_CALLABLE = "leaderboard.signin.single_sign_on"
 AXES_VERBOSE = False
 # A wrong old password on the password-change page counts as a failed sign-in too
 # (accounts.views.PasswordChangeView); axes keeps the request's fields with each failure, so

@@ -3,7 +3,8 @@ out client reads.
 
 Axes counts failures per username *and* address (``AXES_LOCKOUT_PARAMETERS``), so a lecture hall
 behind one NAT keeps signing in while one account is being guessed at. Both ``/accounts/login/``
-and ``/admin/login/`` authenticate through the same backends, so both are covered.
+and ``/admin/login/`` authenticate through the same backends, so both are covered. Single
+sign-on (OIDC, SAML) is left to the university's identity provider (``single_sign_on``).
 """
 
 from __future__ import annotations
@@ -46,3 +47,13 @@ def locked_out(
     if cool_off:
         response["Retry-After"] = str(int(cool_off.total_seconds()))
     return response
+
+
+def single_sign_on(request: HttpRequest, credentials: dict[str, Any] | None = None) -> bool:
+    """Whether a sign-in is not a password's (``AXES_WHITELIST_CALLABLE``): OIDC and SAML
+    authenticate without a username. Axes neither counts nor refuses those. There is no password
+    here to guess (the identity provider throttles its own form, and a forged callback fails its
+    state or signature), while counted per address without a username, the refusals of a
+    lecture hall's students who are not on a roster yet would lock single sign-on for everyone
+    behind that hall's address."""
+    return not (credentials or {}).get("username")

@@ -93,3 +93,23 @@ def test_it_says_so_when_the_student_denies_at_the_provider(
 
     expect(tab.get_by_text("Sign-in with TUM Login was cancelled")).to_be_visible()
     expect(tab.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+def test_refusals_from_one_address_lock_no_one_out_of_single_sign_on(
+    tab: Page, live_server: Any, oidc_provider: Provider, oidc_settings: Any, semester: Semester
+) -> None:
+    """A lecture hall behind one address: students not on a roster yet are refused, again and
+    again, past the sign-in failure limit; an enrolled student from the same address still
+    signs in. Throttling is for passwords, which single sign-on does not take here."""
+    oidc_settings.AXES_FAILURE_LIMIT = 2
+    roster_import(semester, "username,email\nada,ada@uni.example\n")
+    oidc_provider.user_set("ada-sub", email="ada@uni.example", email_verified=True)
+    for n in range(3):
+        oidc_provider.user_set(f"guest-{n}", email=f"guest{n}@uni.example", email_verified=True)
+        sign_in_at_provider(tab, live_server, f"guest-{n}")
+        expect(tab.get_by_text(f"No account here uses guest{n}@uni.example")).to_be_visible()
+
+    sign_in_at_provider(tab, live_server, "ada-sub")
+
+    expect(tab.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(tab.get_by_role("link", name="ada", exact=True)).to_be_visible()
