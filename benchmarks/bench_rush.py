@@ -20,7 +20,8 @@ the queue drains here in minutes. Printed at the end (and as one JSON object on 
   upload that was queued *after* them (goal: none);
 * housekeeping: the longest gap between two sweeps while uploads waited (from beat's log; goal:
   at most twice ``GRADER_SWEEP_EVERY_SECONDS``);
-* the machine: load average and CPU use while it ran, and the memory of web and workers.
+* the machine: load average and CPU use while it ran, and the memory (proportional set size)
+  of the web server and of the workers, sandboxes included.
 
 Needs root (the PostgreSQL cluster runs as ``postgres``), Debian's caddy, redis-server and
 PostgreSQL 15 binaries (``make install-dev`` installs what the tests need, which is the same).
@@ -103,13 +104,18 @@ class Sent:
 
 @dataclass
 class Sampler:
-    """Load average, CPU use and the memory of the given process groups, every few seconds."""
+    """Load average, CPU use and the memory of the given process groups, every few seconds.
 
-    groups: list[int]
+    Memory is the proportional set size (``Pss`` of ``/proc/<pid>/smaps_rollup``): pages a
+    forked sandbox job shares with its zygote count once, split among them, so the figure does
+    not rise and fall with the number of jobs alive at the moment of the sample as a sum of
+    resident sizes would."""
+
+    groups: dict[str, list[int]]
     every: float = 5.0
     loads: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
+    pss_mb: dict[str, list[float]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
     @staticmethod
@@ -118,22 +124,25 @@ class Sampler:
         idle = fields[3] + fields[4]
         return sum(fields) - idle, sum(fields)
 
-    def _rss(self) -> float:
-        total = 0
+    def _pss(self) -> dict[str, float]:
+        """Megabytes of each named group of process groups."""
+        names = {pgid: name for name, pgids in self.groups.items() for pgid in pgids}
+        totals = dict.fromkeys(self.groups, 0)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 stat = (entry / "stat").read_text()
-                pgid = int(stat.rsplit(")", 1)[1].split()[2])
-                if pgid not in self.groups:
+                name = names.get(int(stat.rsplit(")", 1)[1].split()[2]))
+                if name is None:
                     continue
-                for line in (entry / "status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                for line in (entry / "smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        totals[name] += int(line.split()[1])
+                        break
             except (OSError, ValueError, IndexError):
                 continue
-        return total / 1024
+        return {name: kb / 1024 for name, kb in totals.items()}
 
     def run(self) -> None:
         busy, total = self._cpu_times()
@@ -142,7 +151,23 @@ class Sampler:
             busy2, total2 = self._cpu_times()
             self.cpu.append(100 * (busy2 - busy) / max(1, total2 - total))
             busy, total = busy2, total2
-            self.rss_mb.append(self._rss())
+            for name, mb in self._pss().items():
+                self.pss_mb.setdefault(name, []).append(mb)
+
+    def memory(self) -> dict[str, Any]:
+        """``pss_mb_<group>``: first, largest and last sample, and the mean of the first and of
+        the last tenth of the run (growth shows as a last tenth above the first)."""
+        figures: dict[str, Any] = {}
+        for name, samples in self.pss_mb.items():
+            tenth = max(1, len(samples) // 10)
+            figures[f"pss_mb_{name}"] = {
+                "start": round(samples[0]),
+                "max": round(max(samples)),
+                "end": round(samples[-1]),
+                "first_tenth_mean": round(statistics.fmean(samples[:tenth])),
+                "last_tenth_mean": round(statistics.fmean(samples[-tenth:])),
+            }
+        return figures
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -381,7 +406,7 @@ def run(plan: Plan) -> dict[str, Any]:
             stack.worker(f"rush{n}", concurrency=plan.concurrency, beat=n == 0)
             for n in range(plan.workers)
         ]
-        sampler = Sampler(groups=[p.pid for p in [web, *workers]])
+        sampler = Sampler(groups={"web": [web.pid], "workers": [p.pid for p in workers]})
         threading.Thread(target=sampler.run, daemon=True).start()
         url = f"http://127.0.0.1:{port}/api/challenges/{slug}/submissions/"
         print(
@@ -422,9 +447,7 @@ def run(plan: Plan) -> dict[str, Any]:
             **_sweep_gaps(stack.tmp / "worker-rush0.log", wall_start + 2, wall_end),
             "load_avg_max": round(max(sampler.loads, default=0.0), 2),
             "cpu_busy_mean_pct": round(statistics.fmean(sampler.cpu), 1) if sampler.cpu else None,
-            "rss_mb_start": round(sampler.rss_mb[0], 0) if sampler.rss_mb else None,
-            "rss_mb_max": round(max(sampler.rss_mb), 0) if sampler.rss_mb else None,
-            "rss_mb_end": round(sampler.rss_mb[-1], 0) if sampler.rss_mb else None,
+            **sampler.memory(),
             "cores": os.cpu_count(),
         }
         return figures
