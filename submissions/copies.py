@@ -89,7 +89,11 @@ def _record(submission: Submission, prints: Prints) -> int:
     kind = challenge.kind
     threshold = near_threshold(kind)
     sketch = sketch_from_bytes(kind, prints.sketch)
-    keys = band_keys(kind, sketch, threshold) if len(sketch) else []
+    # Predictions that ignore the input (a constant model) match every other such upload: only
+    # their weights are compared, and they go in no bucket.
+    blind = kind.copy_input_blind(sketch)
+    keys = band_keys(kind, sketch, threshold) if len(sketch) and not blind else []
+    matched = Prints(weights=prints.weights) if blind else prints
     # First committed on its own: an upload graded at the same time then finds this one
     # (below, each takes the lock after its own fingerprints are visible).
     with transaction.atomic():
@@ -108,12 +112,12 @@ def _record(submission: Submission, prints: Prints) -> int:
             .values_list("pk", flat=True)
         )
         CopyPair.objects.filter(Q(first_id=submission.pk) | Q(second_id=submission.pk)).delete()
-        if not (prints.weights or prints.predictions or keys):
+        if not (matched.weights or matched.predictions or keys):
             return 0
         pairs = [
             _pair(submission, other, evidence, similarity)
             for other, evidence, similarity in _matches(
-                submission, challenge, prints, sketch, keys, threshold
+                submission, challenge, matched, sketch, keys, threshold
             )
         ]
         CopyPair.objects.bulk_create(pairs)
@@ -162,7 +166,7 @@ def _matches(
         similarity = kind.copy_similarity(sketch, other_sketch) if comparable else 0.0
         if prints.weights and other["weights_fingerprint"] == prints.weights:
             evidence = Evidence.SAME_WEIGHTS
-        elif not comparable:
+        elif not comparable or kind.copy_input_blind(other_sketch):
             continue
         elif prints.predictions and other["predictions_fingerprint"] == prints.predictions:
             evidence = Evidence.SAME_PREDICTIONS

@@ -208,6 +208,13 @@ class TaskKind(ABC):
         """One integer per sketch position, banded into candidate buckets."""
         return sketch.astype(np.int64)
 
+    def copy_input_blind(self, sketch: np.ndarray) -> bool:
+        """Whether a sketch shows predictions that ignore the input: the same label at every
+        position (an untrained model, or one that always answers the most common class). Such
+        uploads agree with each other without anyone copying, so their predictions are no
+        evidence; their weights still are."""
+        return len(sketch) > 1 and bool(np.all(sketch == sketch[0]))
+
     def copy_band_rows(self, threshold: float, most: int) -> int:
         """Tokens per band: a pair at ``threshold`` shares a given band with probability ½."""
         if not 0 < threshold < 1:

@@ -92,6 +92,27 @@ def test_it_reports_each_kind_of_evidence_between_different_students(
     assert CopyPair.objects.get(first__enrollment=alice, second__enrollment=dave).similarity > 0.99
 
 
+def test_models_that_ignore_their_input_are_paired_by_weights_only(
+    semester: Semester, challenge: Challenge
+) -> None:
+    """Untrained or constant models (the mean face for every image) predict alike for everyone
+    who uploads one: no copy unless the weights are the same."""
+    kind = challenge.kind
+    mean_face = np.tile(sketch(kind, 5)[:30], kind.sketch_size // 30)
+    assert kind.copy_input_blind(mean_face) and not kind.copy_input_blind(sketch(kind, 5))
+    alice, bob, carol, dave = (
+        student_in(semester, name) for name in ("alice", "bob", "carol", "dave")
+    )
+    # Three constant models trained apart: the same predictions, different weights.
+    for minutes, who in zip((50, 40, 30), (alice, bob, carol), strict=True):
+        upload(who, challenge, prints(f"mean of {who.user}", mean_face, "mean face"), minutes)
+    # Dave hands in Alice's very file.
+    upload(dave, challenge, prints("mean of alice", mean_face, "mean face"), minutes_ago=20)
+
+    assert evidence(challenge) == {("alice", "dave", "same_weights")}
+    assert not CopyBucket.objects.exists()
+
+
 def test_it_leaves_own_uploads_other_courses_and_other_test_sets_predictions_alone(
     semester: Semester, challenge: Challenge, course: Course
 ) -> None:
