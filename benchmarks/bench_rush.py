@@ -57,6 +57,14 @@ TIMINGS = {
     "GRADER_WORKER_DEAD_SECONDS": "30",
     "GRADER_SWEEP_EVERY_SECONDS": "15",
 }
+#: what a production site sets (docs/operating.md): DEBUG off, so Django keeps no log of every
+#: query (with it on, each worker process held up to 9,000 of them, which read as memory growth);
+#: plain http, as Caddy serves the benchmark without TLS
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": uuid.uuid4().hex,
+    "SERVE_PLAIN_HTTP": "true",
+}
 GOALS = {
     "lost": 0,
     "double": 0,
@@ -155,17 +163,21 @@ class Sampler:
                 self.pss_mb.setdefault(name, []).append(mb)
 
     def memory(self) -> dict[str, Any]:
-        """``pss_mb_<group>``: first, largest and last sample, and the mean of the first and of
-        the last tenth of the run (growth shows as a last tenth above the first)."""
+        """``pss_mb_<group>``: first, largest and last sample, and the mean of each tenth of the
+        run in order: a warm-up (the sandboxes' zygotes start with the first gradings) shows in
+        the first tenths, growth as tenths that keep rising."""
         figures: dict[str, Any] = {}
         for name, samples in self.pss_mb.items():
-            tenth = max(1, len(samples) // 10)
+            size = len(samples) / 10
+            tenths = [
+                samples[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)]
+                for i in range(10)
+            ]
             figures[f"pss_mb_{name}"] = {
                 "start": round(samples[0]),
                 "max": round(max(samples)),
                 "end": round(samples[-1]),
-                "first_tenth_mean": round(statistics.fmean(samples[:tenth])),
-                "last_tenth_mean": round(statistics.fmean(samples[-tenth:])),
+                "tenths": [round(statistics.fmean(t)) for t in tenths if t],
             }
         return figures
 
@@ -386,7 +398,7 @@ def _sweep_gaps(log: Path, busy_from: float, busy_to: float) -> dict[str, Any]:
 
 
 def run(plan: Plan) -> dict[str, Any]:
-    stack = Stack("postgres", {**TIMINGS, "CELERY_POLLING_INTERVAL": "0.1"})
+    stack = Stack("postgres", {**TIMINGS, **PRODUCTION, "CELERY_POLLING_INTERVAL": "0.1"})
     try:
         os.environ.update(stack.env)
         import django
