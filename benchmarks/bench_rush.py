@@ -168,11 +168,8 @@ class Sampler:
         the first tenths, growth as tenths that keep rising."""
         figures: dict[str, Any] = {}
         for name, samples in self.pss_mb.items():
-            size = len(samples) / 10
-            tenths = [
-                samples[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)]
-                for i in range(10)
-            ]
+            count = len(samples)
+            tenths = [samples[count * i // 10 : count * (i + 1) // 10] for i in range(10)]
             figures[f"pss_mb_{name}"] = {
                 "start": round(samples[0]),
                 "max": round(max(samples)),

@@ -48,9 +48,9 @@ def export(path: Path) -> bytes:
     return data
 
 
-def in_process(data: bytes, inputs: np.ndarray) -> np.ndarray:
+def in_process(data: bytes, inputs: np.ndarray, threads: int = 1) -> np.ndarray:
     """What the child does, in this process: load, then predict batch by batch."""
-    predict = load_model(formats.PT2, data, "cpu", 1, get_kind(KIND)).predict
+    predict = load_model(formats.PT2, data, "cpu", threads, get_kind(KIND)).predict
     with torch.inference_mode():
         return np.concatenate(
             [predict(np.array(inputs[i : i + BATCH])) for i in range(0, len(inputs), BATCH)]

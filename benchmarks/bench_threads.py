@@ -31,25 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_sandbox import BATCH, export
+from benchmarks.bench_sandbox import BATCH, export, in_process
 from benchmarks.subject import KIND
 from grader import formats
-from grader.formats import load_model
-from grader.kinds import get_kind
 from grader.limits import Limits
 from grader.runners import Job
 from grader.sandbox import SandboxRunner
 
 #: the sandbox's share of in-process throughput the worker's default is held to
 GOAL = 0.9
-
-
-def in_process(data: bytes, inputs: np.ndarray, threads: int) -> None:
-    """What the job's child does (``grader.child.predict_all``), in this process."""
-    predict = load_model(formats.PT2, data, "cpu", threads, get_kind(KIND)).predict
-    with torch.inference_mode():
-        for start in range(0, len(inputs), BATCH):
-            predict(np.array(inputs[start : start + BATCH]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             job = Job(KIND, formats.PT2, data, batch_size=BATCH, limits=Limits(threads=threads))
             runner.predict(job, images, 1 << 20)
 
-        paths: dict[str, Callable[[int, np.ndarray], None]] = {
+        paths: dict[str, Callable[[int, np.ndarray], object]] = {
             "in-process": lambda threads, images: in_process(data, images, threads),
             "sandbox": sandboxed,
         }

@@ -74,6 +74,8 @@ def shared_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 class Worker:
+    """A Celery process (a worker, or beat) whose output is read line by line as it comes."""
+
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
         self.lines: list[str] = []
@@ -140,19 +142,20 @@ def process_env(shared_dirs: dict[str, Path], env: dict[str, str] | None = None)
     }
 
 
-def start_beat(
-    shared_dirs: dict[str, Path], tmp: Path, env: dict[str, str]
-) -> subprocess.Popen[str]:
-    """``celery -A worker beat`` against the test database and ``env``'s broker."""
+def start_beat(shared_dirs: dict[str, Path], tmp: Path, env: dict[str, str]) -> Worker:
+    """``celery -A worker beat`` against the test database and ``env``'s broker, its output
+    read as it comes (``Worker.lines``)."""
     schedule = f"--schedule={tmp / 'beat-schedule'}"
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO", schedule],
-        cwd=ROOT,
-        env=process_env(shared_dirs, env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    return Worker(
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel=INFO", schedule],
+            cwd=ROOT,
+            env=process_env(shared_dirs, env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -60,25 +59,18 @@ def test_beat_sweeps_while_the_grading_queue_is_backed_up(
     )
 
     beat = start_beat(shared_dirs, tmp_path, {**FAST, **private_broker.env})
-    lines: list[str] = []
-
-    # Beat's output, read as it comes: the sweep's line is written after its commit, so the
-    # test waits for the line rather than for the row (stopping beat in between lost it).
-    def read() -> None:
-        for line in beat.stdout or ():
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
     try:
+        # The sweep's line is written after its commit: the test waits for the line rather
+        # than for the row (stopping beat in between lost it).
         deadline = time.monotonic() + RECOVERED_WITHIN_SECONDS
-        while time.monotonic() < deadline and not any("sweep: 1 re-queued" in x for x in lines):
+        while time.monotonic() < deadline and not any(
+            "sweep: 1 re-queued" in line for line in beat.lines
+        ):
             time.sleep(0.2)
     finally:
-        os.killpg(beat.pid, signal.SIGTERM)
-        beat.wait(timeout=30)
-        reader.join(timeout=10)
-    log = "".join(lines)
+        os.killpg(beat.proc.pid, signal.SIGTERM)
+        beat.proc.wait(timeout=30)
+    log = "".join(beat.lines)
 
     # Each sweep says so in beat's log (what an operator, and benchmarks.bench_rush, read).
     assert "sweep: 1 re-queued" in log, log
