@@ -78,10 +78,12 @@ def copies_record(submission: Submission, prints: Prints | None) -> int:
     pairs it is part of; return how many it now has. Best effort: a failure is logged and the
     grade stands."""
     try:
-        return _record(submission, prints or Prints())
+        found = _record(submission, prints or Prints())
     except Exception:
         logger.exception("submission %s: finding copies failed", submission.pk)
         return 0
+    logger.info("submission %s: copies checked, %d pairs", submission.pk, found)
+    return found
 
 
 def _record(submission: Submission, prints: Prints) -> int:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,20 @@ def wait_until_done(submission_id: Any, worker: Worker) -> Submission:
             return submission
         time.sleep(0.2)
     pytest.fail(f"submission {submission_id} was not graded in time; worker log:\n{worker.log()}")
+
+
+def wait_for(
+    condition: Callable[[], object],
+    worker: Worker,
+    what: str,
+    seconds: float = GRADED_WITHIN_SECONDS,
+) -> None:
+    """Poll ``condition`` until it holds; fail with the worker's log after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen in time; worker log:\n{worker.log()}")
+        time.sleep(0.1)
 
 
 # --- a broker of a test's own ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from courses.models import Challenge, Enrollment, Semester
 from submissions.models import CopyPair, Submission
-from tests.integration.conftest import Worker, wait_until_done
+from tests.integration.conftest import Worker, wait_for, wait_until_done
 from tests.platform.leaks import assert_no_copies
 
 pytestmark = [
@@ -76,7 +76,10 @@ def upload_as(user: User, challenge: Challenge, path: Path, worker: Worker) -> S
     submission = Submission.objects.filter(enrollment__user=user).latest("created_at")
     done = wait_until_done(submission.pk, worker)
     assert done.status == Submission.Status.GRADED, done.error
-    return done
+    # The copy check runs after the grade is shown: wait for its end before reading its rows.
+    checked = f"submission {submission.pk}: copies checked"
+    wait_for(lambda: any(checked in line for line in worker.lines), worker, checked)
+    return Submission.objects.get(pk=submission.pk)
 
 
 def test_it_reports_exactly_the_copies(

@@ -7,7 +7,6 @@ is the order the claim chose; first in, first out would start the pile's uploads
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,11 @@ from submissions.heartbeats import alive_workers
 from submissions.models import ApiToken, GradingRun, RegradeBatch, Submission
 from submissions.regrade import regrade_batch_start
 from tests.integration.conftest import (
-    GRADED_WITHIN_SECONDS,
     PrivateBroker,
     Worker,
     start_worker,
     stop_worker,
+    wait_for,
     wait_until_done,
 )
 from tests.platform.conftest import make_submission
@@ -53,14 +52,6 @@ def other_student(keypoints: Challenge) -> User:
     user = User.objects.create_user("other", "other@example.com", "other")
     Enrollment.objects.create(user=user, semester=keypoints.semester)
     return user
-
-
-def wait_for(condition, worker: Worker, what: str, seconds: float = GRADED_WITHIN_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen in time; worker log:\n{worker.log()}")
-        time.sleep(0.1)
 
 
 def test_a_single_upload_starts_before_the_third_of_a_pile_and_is_next_in_line(
