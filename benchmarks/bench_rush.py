@@ -376,6 +376,14 @@ def _counts(ids: list[str]) -> dict[str, int]:
     }
 
 
+def _copy_pairs() -> int:
+    """The copy pairs recorded: every student hands in the same model here, so all are true
+    copies, bounded by ``COPIES_EXACT_PAIRS`` per upload (docs/staff.md, "Copies")."""
+    from submissions.models import CopyPair
+
+    return CopyPair.objects.count()
+
+
 SWEEP_LINE = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d+)\b.*\bsweep: ")
 
 
@@ -452,6 +460,7 @@ def run(plan: Plan) -> dict[str, Any]:
             "web_final_minute_p95_ms": _ms(_percentile(final, 0.95)),
             "drain_after_last_s": round(drain, 1),
             **_counts(ids),
+            "copy_pairs": _copy_pairs(),
             **_fairness(ids),
             **_sweep_gaps(stack.tmp / "worker-rush0.log", wall_start + 2, wall_end),
             "load_avg_max": round(max(sampler.loads, default=0.0), 2),

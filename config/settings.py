@@ -554,6 +554,10 @@ GRADER_RECORD_BACKOFF_SECONDS = env_float("GRADER_RECORD_BACKOFF_SECONDS", 1.0)
 # near-identical, per task kind, as a JSON object {"<kind>": 0.97}; a kind left out keeps the
 # threshold its module sets (``TaskKind.near_threshold``, measured by benchmarks/bench_copies.py).
 COPIES_NEAR_THRESHOLDS: dict[str, Any] = env_json("COPIES_NEAR_THRESHOLDS", {})
+# An upload with the same weights or predictions as other students' is paired with the earliest
+# upload of each of the first this many students who handed the same in, not with every one: a
+# starter model handed in unchanged by a whole class gives pairs in proportion to its uploads.
+COPIES_EXACT_PAIRS = env_int("COPIES_EXACT_PAIRS", 10, minimum=1)
 
 # Threads a job's model may use. 0: this host's cores divided by CELERY_WORKER_CONCURRENCY, so
 # a CPU worker uses its cores without jobs competing for them; set it where the worker's

@@ -7,7 +7,9 @@ re-grade is published (``submissions.regrade.batches``), never when a page loads
 replaces every pair it is part of. Candidates come from indexed lookups only: the uploads with
 the same weights fingerprint, the same prediction fingerprint, or one of its sketch's bucket
 keys (``grader.fingerprints.band_keys``); only those are compared, so grading one upload costs
-a handful of queries and a few sketch comparisons, not one per student.
+a handful of queries and a few sketch comparisons, not one per student. Of the uploads with the
+same fingerprint only the first ``COPIES_EXACT_PAIRS`` students' are paired with it, so a file a
+whole class hands in gives pairs in proportion to its uploads, not to their square.
 
 "The same challenge" across semesters is what the boards link as such
 (``leaderboard.boards.challenge_other_semesters``): the course's challenges of the same task
@@ -18,6 +20,7 @@ same hidden test set (the challenges' ``data_dir``): on another set they say not
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,50 +137,81 @@ def _matches(
     keys: list[str],
     threshold: float,
 ) -> list[tuple[dict[str, Any], str, float]]:
-    """The other students' graded uploads that look copied from (or to) ``submission``."""
+    """The other students' graded uploads that look copied from (or to) ``submission``.
+
+    Uploads with the same weights or predictions fingerprint are an exact group: this one is
+    paired with the earliest upload of each of the ``COPIES_EXACT_PAIRS`` students who handed
+    the same thing in first, not with every one (a starter model handed in unchanged by a whole
+    class would otherwise give a pair per two of its uploads). Near-identical predictions are
+    looked for among the bucket's other uploads, the exact group left out.
+    """
     user_id, role = Enrollment.objects.values_list("user_id", "role").get(
         pk=submission.enrollment_id
     )
     if role != Enrollment.Role.STUDENT:
         return []  # a TA's upload (trying the challenge out) is nobody's copy
-    found = Q()
-    if prints.weights:
-        found |= Q(weights_fingerprint=prints.weights)
-    if prints.predictions:
-        found |= Q(predictions_fingerprint=prints.predictions)
-    if keys:
-        found |= Q(pk__in=CopyBucket.objects.filter(key__in=keys).values("submission_id"))
-    candidates = (
-        Submission.objects.filter(found, same_challenge(challenge))
+    others = (
+        Submission.objects.filter(same_challenge(challenge))
         .filter(status=Submission.Status.GRADED, enrollment__role=Enrollment.Role.STUDENT)
         .exclude(enrollment__user_id=user_id)
         .values(
             "pk",
             "created_at",
+            "enrollment__user_id",
             "weights_fingerprint",
             "predictions_fingerprint",
             "predictions_sketch",
             "challenge__data_dir",
         )
     )
-    kind = challenge.kind
+    exact = Q()
+    if prints.weights:
+        exact |= Q(weights_fingerprint=prints.weights)
+    if prints.predictions:
+        exact |= Q(
+            predictions_fingerprint=prints.predictions, challenge__data_dir=challenge.data_dir
+        )
     matches: list[tuple[dict[str, Any], str, float]] = []
-    for other in candidates:
-        comparable = other["challenge__data_dir"] == challenge.data_dir
-        other_sketch = sketch_from_bytes(kind, bytes(other["predictions_sketch"]))
-        similarity = kind.copy_similarity(sketch, other_sketch) if comparable else 0.0
-        if prints.weights and other["weights_fingerprint"] == prints.weights:
-            evidence = Evidence.SAME_WEIGHTS
-        elif not comparable or kind.copy_input_blind(other_sketch):
-            continue
-        elif prints.predictions and other["predictions_fingerprint"] == prints.predictions:
-            evidence = Evidence.SAME_PREDICTIONS
-        elif similarity >= threshold:
-            evidence = Evidence.NEAR_PREDICTIONS
-        else:
-            continue
-        matches.append((dict(other), str(evidence), similarity))
+    if exact:
+        limit = settings.COPIES_EXACT_PAIRS
+        students: set[int] = set()
+        # A bounded read, ten rows per student sought: a student who handed the same file in
+        # many times counts once (should the first rows be a few students' repeats, fewer
+        # students than the limit are paired; the later ones still find this upload).
+        for other in others.filter(exact).order_by("created_at", "pk")[: limit * 10]:
+            if len(students) < limit and other["enrollment__user_id"] not in students:
+                found = _match(challenge, prints, sketch, other, threshold)
+                if found is not None:
+                    students.add(other["enrollment__user_id"])
+                    matches.append((dict(other), *found))
+    if keys:
+        near = others.filter(pk__in=CopyBucket.objects.filter(key__in=keys).values("submission_id"))
+        if exact:
+            near = near.exclude(exact)
+        for other in near:
+            found = _match(challenge, prints, sketch, other, threshold)
+            if found is not None:
+                matches.append((dict(other), *found))
     return matches
+
+
+def _match(
+    challenge: Challenge, prints: Prints, sketch: Any, other: Mapping[str, Any], threshold: float
+) -> tuple[str, float] | None:
+    """The strongest evidence that ``other`` is a copy (and the similarity), or None."""
+    kind = challenge.kind
+    comparable = other["challenge__data_dir"] == challenge.data_dir
+    other_sketch = sketch_from_bytes(kind, bytes(other["predictions_sketch"]))
+    similarity = kind.copy_similarity(sketch, other_sketch) if comparable else 0.0
+    if prints.weights and other["weights_fingerprint"] == prints.weights:
+        return str(Evidence.SAME_WEIGHTS), similarity
+    if not comparable or kind.copy_input_blind(other_sketch):
+        return None
+    if prints.predictions and other["predictions_fingerprint"] == prints.predictions:
+        return str(Evidence.SAME_PREDICTIONS), similarity
+    if similarity >= threshold:
+        return str(Evidence.NEAR_PREDICTIONS), similarity
+    return None
 
 
 def _pair(

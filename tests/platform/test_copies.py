@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import Q
 from django.test import Client
 from django.urls import reverse
 
@@ -199,12 +200,56 @@ def test_it_compares_only_the_candidates_its_buckets_find(
     # The same queries whatever the number of students: the challenge; then (a savepoint
     # under the test's transaction) the fingerprints, the old and the new bucket keys (release);
     # then (savepoint) the course's lock, the old pairs, the student, the candidates by
-    # fingerprint or bucket, the new pairs (release).
-    with django_assert_num_queries(13):
+    # fingerprint, those by bucket, the new pairs (release).
+    with django_assert_num_queries(14):
         copies_record(copier, prints("nudged", near(kind, original)))
 
     assert evidence(challenge) == {("alice", "mallory", "near_predictions")}
     assert len(compared) < 10, f"{len(compared)} of 301 uploads compared"
+
+
+def test_a_file_the_whole_class_handed_in_gives_pairs_in_proportion_to_its_uploads(
+    semester: Semester,
+    challenge: Challenge,
+    settings: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    """The same starter model handed in by 30 students, twice each: every upload is paired
+    with the first uploads of the first three students who handed it in (and those three with
+    each other), not with every other upload (30 · 29 · 2 pairs); a nudged copy of it too."""
+    settings.COPIES_EXACT_PAIRS = 3
+    kind = challenge.kind
+    starter = prints("starter", sketch(kind, 1))
+    students = [student_in(semester, f"s{number:02}") for number in range(30)]
+    for round_ in range(2):
+        for number, student in enumerate(students):
+            upload(student, challenge, starter, minutes_ago=100 - 50 * round_ - number)
+    assert Submission.objects.count() == 60
+
+    pairs = list(copy_pairs(challenge))
+    # Each upload adds at most 3 pairs; later ones find the first three students' uploads.
+    assert len(pairs) <= 3 * 60
+    assert {p.evidence for p in pairs} == {"same_weights"}
+    first_three = {"s00", "s01", "s02"}
+    for student in students:
+        partners = {
+            pair.first.enrollment.user.username
+            for pair in pairs
+            if pair.second.enrollment_id == student.pk
+        } | {
+            pair.second.enrollment.user.username
+            for pair in pairs
+            if pair.first.enrollment_id == student.pk
+        }
+        name = student.user.username
+        assert partners >= first_three - {name}, (name, partners)
+    # A nudged copy is not in the exact group: it is compared with the bucket's uploads and
+    # paired with every one it is near, in the same queries as against a single upload.
+    nudged = graded(student_in(semester, "mallory"), challenge, 150.0)
+    with django_assert_max_num_queries(14):
+        copies_record(nudged, prints("nudged", near(kind, sketch(kind, 1))))
+    mine = CopyPair.objects.filter(Q(first=nudged) | Q(second=nudged))
+    assert mine.count() == 60 and {p.evidence for p in mine} == {"near_predictions"}
 
 
 # --- the report -------------------------------------------------------------------------------
