@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
@@ -207,8 +207,11 @@ def test_a_rotated_key_signs_while_the_old_one_stays_published_until_retired(
            custom={"challenge": challenge.slug})  # fmt: skip
     platform.configure(members={"course-1": [member("teacher-2", "Instructor")]})
     assert "1 member(s) listed" in command("lti_sync_roster")
-    command("lti_rotate_key", "--retire", old)
+    # Key ids are base64url and may begin with "-", which the "--retire=KID" form takes.
+    command("lti_rotate_key", f"--retire={old}")
     assert old not in kids() and len(kids()) == 1
+    with pytest.raises(CommandError, match="no older published key -x"):
+        command("lti_rotate_key", "--retire=-x")
 
 
 def test_a_changed_result_or_a_reveal_sends_a_task_after_commit_to_the_housekeeping_queue(

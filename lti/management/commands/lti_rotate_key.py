@@ -1,5 +1,7 @@
 """Rotate the tool's signing key: a new key signs from now on, the older ones stay in the key
-set (platforms cache it, tokens signed before stay valid) until ``--retire KID``."""
+set (platforms cache it, tokens signed before stay valid) until ``--retire=KID`` (with
+the equals sign: a key id is base64url and may begin with "-", which argparse would take for
+an option)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ class Command(BaseCommand):
     help = "Make a new signing key (the old ones stay published) or retire an old key."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--retire", metavar="KID", help="stop publishing this older key")
+        parser.add_argument(
+            "--retire",
+            metavar="KID",
+            help="stop publishing this older key (write --retire=KID: a key id may begin with -)",
+        )
         parser.add_argument("--list", action="store_true", help="list the published keys")
 
     def handle(self, *args: Any, **options: Any) -> None:
