@@ -179,11 +179,14 @@ def _matches(
         # many times counts once (should the first rows be a few students' repeats, fewer
         # students than the limit are paired; the later ones still find this upload).
         for other in others.filter(exact).order_by("created_at", "pk")[: limit * 10]:
-            if len(students) < limit and other["enrollment__user_id"] not in students:
-                found = _match(challenge, prints, sketch, other, threshold)
-                if found is not None:
-                    students.add(other["enrollment__user_id"])
-                    matches.append((dict(other), *found))
+            if len(students) == limit:
+                break
+            if other["enrollment__user_id"] in students:
+                continue
+            found = _match(challenge, prints, sketch, other, threshold)
+            if found is not None:
+                students.add(other["enrollment__user_id"])
+                matches.append((dict(other), *found))
     if keys:
         near = others.filter(pk__in=CopyBucket.objects.filter(key__in=keys).values("submission_id"))
         if exact:
